@@ -1,0 +1,3 @@
+"""CLI commands for evaluate (filled in by its owner)."""
+
+from ._apps import app  # noqa: F401

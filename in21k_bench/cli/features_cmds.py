@@ -1,0 +1,3 @@
+"""CLI commands for features (filled in by its owner)."""
+
+from ._apps import app  # noqa: F401

@@ -1,0 +1,36 @@
+"""Error types. Every error a user can cause is an :class:`In21kError` subclass.
+
+The CLI turns these into a single line on stderr and exit code 2 (no traceback).
+Messages follow one shape: what was being done, what was expected, what was found.
+"""
+
+from __future__ import annotations
+
+
+class In21kError(Exception):
+    """Base class for user-facing errors (bad input, missing data, failed checks)."""
+
+    exit_code = 2
+
+
+class UnknownBenchmarkError(In21kError, KeyError):
+    """A benchmark name or version that the registry does not know."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ChecksumError(In21kError):
+    """A file's sha256 does not match the one recorded in an index."""
+
+
+class NeedsInputError(In21kError):
+    """A registered benchmark whose manifest needs an input that is not present."""
+
+
+class InvalidInputError(In21kError, ValueError):
+    """A user-supplied file or array does not have the expected form."""
+
+
+class SourcesError(In21kError):
+    """The raw source files in ``../shared/in21k-sources`` are missing or altered."""
