@@ -1,5 +1,25 @@
-"""in21k-bench: reproducible large-scale image clustering benchmarks on ImageNet-21K."""
+"""in21k-bench: reproducible large-scale image clustering benchmarks on ImageNet-21K.
+
+Public API (mirrors the CLI)::
+
+    in21k_bench.list_benchmarks()          # in21k-bench list
+    in21k_bench.load("imbalanced-2k")      # in21k-bench info imbalanced-2k
+    in21k_bench.evaluate("preds.npy", benchmark="real1k")   # in21k-bench evaluate
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .benchmark import Benchmark, list_benchmarks, load  # noqa: E402
+from .errors import In21kError  # noqa: E402
+
+
+def evaluate(*args, **kwargs):
+    """Score predictions on a benchmark; see :func:`in21k_bench.evaluate.evaluate`."""
+    from .evaluate import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)
+
+
+__all__ = ["Benchmark", "In21kError", "evaluate", "list_benchmarks", "load", "__version__"]

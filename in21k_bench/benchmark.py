@@ -1,0 +1,304 @@
+"""The loaded benchmark object and :func:`load`.
+
+>>> import in21k_bench
+>>> b = in21k_bench.load("imbalanced-2k")
+>>> b.num_classes, b.num_val, b.val_labels()[:3]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .catalog import BenchmarkDefinition, get_definition
+from .errors import In21kError, NeedsInputError
+from .manifests import SPLITS_DIR, read_arrow, read_index
+from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy
+
+INPUTS_ENV = "IN21K_BENCH_INPUTS"
+
+
+def inputs_dir() -> Path:
+    """Where "needs-input" benchmarks look for their input files by default:
+    ``$IN21K_BENCH_INPUTS`` or ``~/.cache/in21k-bench/inputs``."""
+    env = os.environ.get(INPUTS_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "in21k-bench" / "inputs"
+
+
+class Benchmark:
+    """A loaded benchmark: classes, labels, counts and label sets (see ``docs/design.md``)."""
+
+    def __init__(self, definition: BenchmarkDefinition, tables: Mapping[str, pd.DataFrame], taxonomy: Taxonomy, imagenet1k: ImageNet1k | None = None):
+        self.definition = definition
+        self.name = definition.name
+        self.version = definition.version
+        self.family = definition.family
+        self.status = definition.status
+        self.rule = dict(definition.rule)
+        self.description = definition.description
+        self.taxonomy = taxonomy
+        self.imagenet1k = imagenet1k
+        self._tables = dict(tables)
+        self.classes: pd.DataFrame = self._tables["labels"][["label", "wnid", "name", "num_train", "num_val"]].copy()
+        self.num_classes = len(self.classes)
+        self._val = self._tables.get("val")
+        self._train = self._tables.get("train")
+        if "classes" in self._tables:
+            self.source_classes = self._tables["classes"].copy()
+        elif definition.source == "imagenet-1k":
+            lab = self._tables["labels"]
+            self.source_classes = pd.DataFrame(
+                {"class_index": lab["label"], "wnid": lab["wnid"], "label": lab["label"], "num_train": lab["num_train"], "num_val": lab["num_val"]}
+            )
+        else:  # sample-level relabeling: counts per original class, label not a function of the class
+            counts = {}
+            for split, df in (("train", self._train), ("val", self._val)):
+                counts[f"num_{split}"] = df["original_index"].value_counts() if df is not None else pd.Series(dtype=np.int64)
+            idx = np.union1d(counts["num_train"].index.to_numpy(), counts["num_val"].index.to_numpy()).astype(np.int64)
+            self.source_classes = pd.DataFrame(
+                {
+                    "class_index": idx,
+                    "wnid": taxonomy.wnids[idx],
+                    "label": -1,
+                    "num_train": counts["num_train"].reindex(idx, fill_value=0).to_numpy(),
+                    "num_val": counts["num_val"].reindex(idx, fill_value=0).to_numpy(),
+                }
+            )
+        self.num_val = int(len(self._val)) if self._val is not None else int(self.source_classes["num_val"].sum())
+        self.num_train = self._count_train()
+        self.val_source = "imagenet-1k" if definition.label_sets == "real" else None
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_tables(cls, definition: BenchmarkDefinition, arrow_tables: Mapping, taxonomy: Taxonomy, imagenet1k: ImageNet1k | None = None) -> "Benchmark":
+        return cls(definition, {k: t.to_pandas() for k, t in arrow_tables.items()}, taxonomy, imagenet1k)
+
+    def _count_train(self) -> int | None:
+        if self._train is not None:
+            return int(len(self._train))
+        counts = self.source_classes["num_train"].to_numpy()
+        if (counts >= 0).all():
+            return int(counts.sum())
+        if self.rule.get("odd_keep"):
+            return None  # known only after materialize (per-class ImageNet-1K counts are not in the sources)
+        if self.definition.source == "imagenet-1k":
+            return IMAGENET1K_NUM_TRAIN
+        return None
+
+    @property
+    def train_counts_estimated(self) -> bool:
+        """True when per-class train counts are estimates (IN-21K: fall11 numImages - 50)."""
+        return self.definition.source == "in21k" and self._train is None
+
+    def __repr__(self) -> str:
+        return f"Benchmark({self.name!r}, version={self.version!r}, C={self.num_classes}, train={self.num_train}, val={self.num_val}, status={self.status!r})"
+
+    # ------------------------------------------------------------------------------------------
+    def val_labels(self) -> np.ndarray:
+        """Label id of every val sample, in canonical val order (int64, shape (num_val,))."""
+        if self._val is not None:
+            return self._val["label"].to_numpy(dtype=np.int64)
+        sc = self.source_classes
+        return np.repeat(sc["label"].to_numpy(dtype=np.int64), sc["num_val"].to_numpy())
+
+    def train_labels(self) -> np.ndarray:
+        """Label id of every train sample in canonical order. For IN-21K class-level benchmarks this uses
+        the *estimated* per-class counts; use :meth:`materialize` for the exact list of a local copy."""
+        if self._train is not None:
+            return self._train["label"].to_numpy(dtype=np.int64)
+        sc = self.source_classes
+        counts = sc["num_train"].to_numpy()
+        if (counts < 0).any():
+            raise In21kError(f"benchmark {self.name}: per-class train counts are not in the manifest; call materialize(root) on a local copy")
+        return np.repeat(sc["label"].to_numpy(dtype=np.int64), counts)
+
+    def val_sample_ids(self) -> np.ndarray | None:
+        """Sample ids in canonical val order when the manifest holds them (ImageNet-1K, HZR), else None."""
+        if self._val is not None and "sample_id" in self._val:
+            return self._val["sample_id"].to_numpy(dtype=object)
+        return None
+
+    def val_source_rows(self) -> np.ndarray | None:
+        """For ``real1k``: positions of the scored images in the full ImageNet-1K val order (50,000)."""
+        if self._val is not None and "source_row" in self._val:
+            return self._val["source_row"].to_numpy(dtype=np.int64)
+        return None
+
+    @property
+    def val_source_size(self) -> int | None:
+        return 50_000 if self.val_source == "imagenet-1k" else None
+
+    def label_matrix(self) -> sp.csr_matrix:
+        """(C x C) boolean CSR: row l = the label set of a sample whose label is l (label + its MIIL
+        ancestors that are labels of this benchmark). Only for hierarchy-based label sets."""
+        wn = self.classes["wnid"].to_numpy(dtype=object)
+        cls_idx = self.taxonomy.indices(wn)
+        label_of_class = np.full(self.taxonomy.num_classes, -1, dtype=np.int64)
+        label_of_class[cls_idx] = np.arange(self.num_classes)
+        anc = self.taxonomy.ancestor_matrix()[cls_idx].tocoo()
+        lab = label_of_class[anc.col]
+        keep = lab >= 0
+        m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (anc.row[keep], lab[keep])), shape=(self.num_classes, self.num_classes))
+        m.sort_indices()
+        return m
+
+    def label_sets(self) -> sp.csr_matrix:
+        """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (SPEC section 2)."""
+        kind = self.definition.label_sets
+        if kind == "real":
+            col = self._val["real"]
+            lengths = col.map(len).to_numpy()
+            indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            indices = np.concatenate([np.asarray(x, dtype=np.int32) for x in col])
+            return sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(self.num_val, self.num_classes))
+        labels = self.val_labels()
+        if kind == "self":
+            n = len(labels)
+            return sp.csr_matrix((np.ones(n, dtype=bool), labels, np.arange(n + 1)), shape=(n, self.num_classes))
+        return self.label_matrix()[labels]
+
+    # ------------------------------------------------------------------------------------------
+    def info(self) -> dict:
+        nt = self.classes["num_train"].to_numpy()
+        known = nt[nt >= 0]
+        return {
+            "name": self.name,
+            "version": self.version,
+            "family": self.family,
+            "status": self.status,
+            "description": self.description,
+            "rule": self.rule,
+            "num_classes": self.num_classes,
+            "num_train": self.num_train,
+            "num_val": self.num_val,
+            "train_counts_estimated": self.train_counts_estimated,
+            "imbalance_ratio": float(known.max() / known.min()) if len(known) and known.min() > 0 else None,
+            "label_sets": self.definition.label_sets,
+        }
+
+    def materialize(self, root: str | os.PathLike, log=sys.stderr) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Scan a local copy (``<root>/train/<wnid>/...``, ``<root>/val/<wnid>/...``) and return the
+        sample-level (train, val) tables (``sample_id``, ``label``) in canonical order. Count mismatches
+        against the manifest are reported on ``log`` and in ``df.attrs["mismatches"]``."""
+        from .imagefolder import scan_split
+
+        root = Path(root)
+        out = []
+        for split in ("train", "val"):
+            manifest = self._train if split == "train" else self._val
+            if manifest is not None and "sample_id" in manifest and split == "val" and self.definition.source == "imagenet-1k":
+                df = _imagenet1k_val(root, manifest)
+            elif manifest is not None and "sample_id" in manifest:
+                df = manifest[["sample_id", "label"]].copy()
+                exists = np.array([(root / s).is_file() for s in df["sample_id"]])
+                df.attrs["mismatches"] = {"missing_files": int((~exists).sum())}
+            else:
+                sc = self.source_classes
+                listing = scan_split(root, split, classes=sc["wnid"].tolist())
+                label_of = dict(zip(sc["wnid"], sc["label"]))
+                listing["label"] = listing["class_dir"].map(label_of).astype(np.int64)
+                if split == "train" and self.rule.get("odd_keep"):
+                    pos = listing.groupby("class_dir", sort=False).cumcount().to_numpy()
+                    odd = (listing["label"].to_numpy() % 2) == 1
+                    listing = listing[~odd | (pos % 2 == 0)].reset_index(drop=True)
+                found = listing["class_dir"].value_counts()
+                expected = sc.set_index("wnid")[f"num_{split}"]
+                diff = {w: (int(expected[w]), int(found.get(w, 0))) for w in expected.index if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])}
+                df = listing[["sample_id", "label"]].copy()
+                df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
+            mm = df.attrs.get("mismatches", {})
+            if any(v for k, v in mm.items() if k != "examples"):
+                print(f"materialize {self.name} {split}: {len(df)} samples; differences from the manifest: {mm}", file=log)
+            out.append(df.reset_index(drop=True))
+        return out[0], out[1]
+
+
+def _imagenet1k_val(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+    """ImageNet-1K val may be flat (``val/ILSVRC2012_val_*.JPEG``) or in class folders."""
+    df = manifest[["sample_id", "label"]].copy()
+    flat = np.array([(root / s).is_file() for s in df["sample_id"]])
+    df.attrs["mismatches"] = {"missing_files": int((~flat).sum())}
+    return df
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _resolve_inputs(d: BenchmarkDefinition, inputs) -> dict[str, Path]:
+    given: dict[str, Path] = {}
+    if isinstance(inputs, (str, os.PathLike)):
+        if len(d.inputs) != 1:
+            raise In21kError(f"benchmark {d.name}: expected a mapping of inputs {[i.key for i in d.inputs]}, found a single path")
+        given[d.inputs[0].key] = Path(inputs)
+    elif inputs:
+        given = {k: Path(v) for k, v in dict(inputs).items()}
+    resolved, missing = {}, []
+    for spec in d.inputs:
+        p = given.get(spec.key, inputs_dir() / d.version / spec.filename)
+        if p.is_file():
+            resolved[spec.key] = p
+        else:
+            missing.append((spec, p))
+    if missing:
+        lines = "; ".join(
+            f"missing {s.key} ({s.description}) at {p}; produce it with `{s.produce}` or fetch it with `{s.download}`, then pass it as load({d.name!r}, inputs=...) or place it at {inputs_dir() / d.version / s.filename}"
+            for s, p in missing
+        )
+        raise NeedsInputError(f"benchmark {d.name} {d.version} needs input: {lines}")
+    return resolved
+
+
+def load(name: str, version: str | None = None, *, source: str = "package", inputs=None, root: str | os.PathLike | None = None) -> Benchmark:
+    """Load a registered benchmark.
+
+    ``source="package"`` reads the manifests shipped with the package (checksummed); ``source="hub"``
+    downloads the pinned manifest version from the hub (see ``docs/hub.md``); ``root`` points at another
+    splits folder. ``inputs`` (a path, or a mapping input-name -> path) feeds "needs-input" benchmarks.
+    """
+    from .taxonomy import load_imagenet1k, load_taxonomy
+
+    d = get_definition(name, version)
+    if source not in ("package", "hub"):
+        raise In21kError(f"load: expected source 'package' or 'hub', found {source!r}")
+    if d.status == "needs-input":
+        resolved = _resolve_inputs(d, inputs)
+        taxonomy = load_taxonomy(d.version)
+        in1k = load_imagenet1k(d.version) if d.source == "imagenet-1k" else None
+        return Benchmark.from_tables(d, d.build(taxonomy, in1k, inputs=resolved), taxonomy, in1k)
+    if source == "hub":
+        from .hub import download_manifest
+
+        root = download_manifest(d.name, d.version)
+    root = Path(root) if root else SPLITS_DIR
+    if root == SPLITS_DIR:
+        from .taxonomy import load_imagenet1k as _in1k, load_taxonomy as _tax
+
+        taxonomy = _tax(d.version)
+        in1k = _in1k(d.version) if d.source == "imagenet-1k" else None
+    else:
+        taxonomy = Taxonomy(read_arrow(f"{d.version}/taxonomy/classes.parquet", root).to_pandas(), version=d.version)
+        in1k = (
+            ImageNet1k(
+                read_arrow(f"{d.version}/taxonomy/imagenet1k_classes.parquet", root).to_pandas(),
+                read_arrow(f"{d.version}/taxonomy/imagenet1k_val.parquet", root).to_pandas(),
+            )
+            if d.source == "imagenet-1k"
+            else None
+        )
+    entry = read_index(root)["versions"].get(d.version, {}).get("benchmarks", {}).get(d.name)
+    if entry is None:
+        raise In21kError(f"benchmark {d.name}: expected version {d.version} in the manifest index at {root}, found none (run `in21k-bench build-manifests`)")
+    tables = {Path(rel).stem: read_arrow(rel, root) for rel in entry["files"]}
+    return Benchmark.from_tables(d, tables, taxonomy, in1k)
+
+
+def list_benchmarks(version: str | None = None) -> list[str]:
+    from .catalog import list_definitions
+
+    return [d.name for d in list_definitions(version)]

@@ -1,0 +1,279 @@
+"""The registry: one :class:`BenchmarkDefinition` per benchmark name and version.
+
+Both the loader (:func:`in21k_bench.load`) and the evaluator read this single registry. A
+definition states its family, the rule in words, the rule's parameters (``rule``), whether its
+manifest is committed (``status="ready"``) or needs an input we cannot compute here
+(``status="needs-input"``, with ``needs`` saying what and how to produce it), and which builder
+function turns it into manifest tables.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .builders import coarse, hzr, imagenet1k, model_based, subsets
+from .errors import UnknownBenchmarkError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """An input a "needs-input" benchmark's builder accepts."""
+
+    key: str  # name of the input ("relabels", "clip", ...)
+    filename: str  # default file name under the inputs folder
+    description: str  # what the file is
+    produce: str  # the command that produces it
+    download: str  # the command that fetches a published copy
+
+
+@dataclass(frozen=True)
+class BenchmarkDefinition:
+    name: str
+    family: str
+    version: str
+    description: str
+    builder: Callable[..., dict]
+    rule: dict[str, Any] = field(default_factory=dict)
+    source: str = "in21k"  # "in21k" (winter21 classes) or "imagenet-1k"
+    label_sets: str = "ancestors"  # "ancestors" (label + MIIL ancestors), "real", or "self"
+    inputs: tuple[InputSpec, ...] = ()
+    multi_label_note: str = ""
+
+    @property
+    def status(self) -> str:
+        return "needs-input" if self.inputs else "ready"
+
+    @property
+    def needs(self) -> str:
+        return "; ".join(f"{i.key}: {i.description} (produce: `{i.produce}`; download: `{i.download}`)" for i in self.inputs)
+
+    def build(self, taxonomy, imagenet1k=None, inputs: dict | None = None) -> dict:
+        kwargs = dict(self.rule)
+        if self.inputs:
+            kwargs["inputs"] = inputs or {}
+        if self.source == "imagenet-1k":
+            return self.builder(taxonomy, imagenet1k, **kwargs)
+        return self.builder(taxonomy, **kwargs)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "version": self.version,
+            "status": self.status,
+            "description": self.description,
+            "rule": self.rule,
+            "source": self.source,
+            "label_sets": self.label_sets,
+            "needs": self.needs or None,
+        }
+
+
+_REGISTRY: dict[str, dict[str, BenchmarkDefinition]] = {}
+
+
+def register(d: BenchmarkDefinition) -> BenchmarkDefinition:
+    versions = _REGISTRY.setdefault(d.name, {})
+    if d.version in versions:
+        raise ValueError(f"benchmark {d.name} {d.version} registered twice")
+    versions[d.version] = d
+    return d
+
+
+def _vkey(v: str) -> int:
+    return int(v.lstrip("v"))
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def list_definitions(version: str | None = None) -> list[BenchmarkDefinition]:
+    """All definitions: the latest version of each name, or exactly ``version`` where it exists."""
+    out = []
+    for vs in _REGISTRY.values():
+        if version is None:
+            out.append(vs[max(vs, key=_vkey)])
+        elif version in vs:
+            out.append(vs[version])
+    return out
+
+
+def get_definition(name: str, version: str | None = None) -> BenchmarkDefinition:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(_REGISTRY)}"
+        raise UnknownBenchmarkError(f"benchmark: expected a registered name, found {name!r}{hint}")
+    vs = _REGISTRY[name]
+    if version is None:
+        return vs[max(vs, key=_vkey)]
+    if version not in vs:
+        raise UnknownBenchmarkError(f"benchmark {name}: expected a version in {sorted(vs, key=_vkey)}, found {version!r}")
+    return vs[version]
+
+
+# --------------------------------------------------------------------------------------------------
+# v1 definitions (SPEC section 2)
+# --------------------------------------------------------------------------------------------------
+
+V1 = "v1"
+_PCT = {"counts": "estimated winter21 train counts (fall11 numImages - 50)", "interpolation": "linear", "inclusive": True}
+
+register(BenchmarkDefinition("in21k", "full", V1, "All 10,450 ImageNet-21K-P winter21 classes with their original labels.", subsets.build_all_classes))
+
+for _name, _s in (("tiny", 5), ("small", 15), ("base", 25), ("large", 35), ("huge", 45)):
+    register(
+        BenchmarkDefinition(
+            _name,
+            "frequency",
+            V1,
+            f"Classes whose train count lies in the percentile interval [{50 - _s}, {50 + _s}] of the per-class "
+            "train-count distribution (linear interpolation, both bounds inclusive).",
+            subsets.build_frequency,
+            rule=dict(_PCT, half_width=_s, center=50.0),
+        )
+    )
+
+_IMB = dict(_PCT, band_half_width=5.0, top_fraction=0.10)
+register(
+    BenchmarkDefinition(
+        "imbalanced-2k",
+        "imbalance",
+        V1,
+        "Classes in the percentile band [45, 55] around the median train count (a 10% band), plus the 10% most "
+        "frequent classes (count >= the 90th percentile).",
+        subsets.build_imbalanced,
+        rule=_IMB,
+    )
+)
+register(
+    BenchmarkDefinition(
+        "centered-2k",
+        "imbalance",
+        V1,
+        "The same number of classes as imbalanced-2k, all taken as the window of the count ranking centred on the median.",
+        subsets.build_centered,
+        rule={"counts": _PCT["counts"], "match": {k: _IMB[k] for k in ("band_half_width", "top_fraction", "interpolation", "inclusive")}},
+    )
+)
+
+for _d in range(1, 10):
+    register(
+        BenchmarkDefinition(
+            f"coarse-d{_d}",
+            "coarse",
+            V1,
+            f"Every class deeper than hierarchy level {_d} (level = depth + 1; roots are level 1) is relabelled as its "
+            f"MIIL-tree ancestor at level {_d}; shallower classes keep their label; no sample dropped.",
+            coarse.build_coarse,
+            rule={"level": _d, "level_definition": "level = depth + 1, roots at level 1"},
+        )
+    )
+
+register(BenchmarkDefinition("wordnet-leaf", "leaf", V1, "Only classes with no hyponym at all in WordNet (no child in wordnet.is_a.txt).", subsets.build_wordnet_leaf))
+register(BenchmarkDefinition("in21k-leaf", "leaf", V1, "Only classes with no child in the MIIL tree.", subsets.build_miil_leaf))
+
+for _mode, _desc in (
+    ("leaf-hzr", "All samples; every sample of a non-leaf class is relabelled by hierarchical zero-shot CLIP refinement down to a leaf."),
+    ("p-hzr", "Like leaf-hzr, but at every step the current class competes with its children, so refinement may stop early."),
+):
+    register(
+        BenchmarkDefinition(
+            _mode,
+            "hzr",
+            V1,
+            _desc,
+            hzr.build_hzr,
+            rule={"mode": _mode, "model": "ViT-bigG-14", "pretrained": "laion2b_s39b_b160k"},
+            inputs=(
+                InputSpec(
+                    "relabels",
+                    f"{_mode}.parquet",
+                    "a sample-level relabel parquet (sample_id, original_wnid, refined_wnid) made by CLIP over all images",
+                    f"in21k-bench relabel --mode {_mode} --root IN21K_ROOT --model ViT-bigG-14 --pretrained laion2b_s39b_b160k --out {_mode}.parquet",
+                    f"in21k-bench download {_mode} --relabels",
+                ),
+            ),
+        )
+    )
+
+_MODEL_DESC = {
+    "clip": "OpenCLIP ViT-G",
+    "dinov2": "DINOv2 ViT-g",
+    "sup": "a supervised IN-21K ViT-L",
+}
+
+
+def _score_input(model: str) -> InputSpec:
+    return InputSpec(
+        model,
+        f"scores-{model}.parquet",
+        f"a per-class score file (wnid, score: linear-probe val accuracy under {_MODEL_DESC[model]})",
+        f"in21k-bench probe --features FEATURES_DIR --benchmark in21k --out scores-{model}.parquet",
+        f"in21k-bench download {model}-1k --scores",
+    )
+
+
+for _m in ("clip", "dinov2", "sup"):
+    register(
+        BenchmarkDefinition(
+            f"{_m}-1k",
+            "model-based",
+            V1,
+            f"The 1,000 classes with the highest per-class linear-probe val accuracy under {_MODEL_DESC[_m]} (ties: lower class index).",
+            model_based.build_model_based,
+            rule={"top_k": 1000, "models": [_m]},
+            inputs=(_score_input(_m),),
+        )
+    )
+register(
+    BenchmarkDefinition(
+        "union-1k",
+        "model-based",
+        V1,
+        "The union of the clip-1k, dinov2-1k and sup-1k class sets.",
+        model_based.build_model_based,
+        rule={"top_k": 1000, "models": ["clip", "dinov2", "sup"]},
+        inputs=tuple(_score_input(m) for m in ("clip", "dinov2", "sup")),
+    )
+)
+register(BenchmarkDefinition("random-1k", "random", V1, "1,000 classes drawn uniformly without replacement with a fixed, recorded seed (0).", subsets.build_random, rule={"num_classes": 1000, "seed": 0}))
+
+register(
+    BenchmarkDefinition(
+        "imagenet-1k",
+        "imagenet-1k",
+        V1,
+        "ILSVRC-2012: 1,000 classes, 1,281,167 train and 50,000 val images in the standard order.",
+        imagenet1k.build_imagenet1k,
+        source="imagenet-1k",
+        label_sets="self",
+    )
+)
+register(
+    BenchmarkDefinition(
+        "imagenet-1k-odd",
+        "imagenet-1k",
+        V1,
+        "As imagenet-1k, but classes with odd index keep only half of their train samples (files at even positions "
+        "of the sorted file list); val unchanged.",
+        imagenet1k.build_imagenet1k,
+        rule={"odd_keep": "even-positions"},
+        source="imagenet-1k",
+        label_sets="self",
+    )
+)
+register(
+    BenchmarkDefinition(
+        "real1k",
+        "imagenet-1k",
+        V1,
+        "ImageNet-1K val scored against the ReaL reassessed multi-label sets; images with an empty set are excluded.",
+        imagenet1k.build_imagenet1k,
+        rule={"real": True},
+        source="imagenet-1k",
+        label_sets="real",
+    )
+)
