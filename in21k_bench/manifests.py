@@ -12,7 +12,6 @@ already records with different content. Reading a file checks its sha256 against
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from functools import lru_cache
@@ -21,11 +20,10 @@ from typing import Iterable
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .errors import ChecksumError, In21kError
-from .fileio import atomic_path, sha256_bytes, sha256_file, write_json
+from .fileio import atomic_path, sha256_file, write_json
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 INDEX_NAME = "index.json"
@@ -84,14 +82,30 @@ def latest_version(root: Path | None = None) -> str | None:
 # --------------------------------------------------------------------------------------------------
 
 
+def _type_name(t: pa.DataType) -> str:
+    """Type name without the list item's field name (parquet reads ``list<element: ...>``)."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"list<{_type_name(t.value_type)}>"
+    return str(t)
+
+
 def content_sha256(table: pa.Table) -> str:
-    """A hash of a table's content (schema incl. metadata + values), independent of the parquet
-    writer's version: the Arrow IPC stream of the table, combined into single chunks."""
-    sink = io.BytesIO()
-    table = table.combine_chunks()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sha256_bytes(sink.getvalue())
+    """A hash of a table's content -- schema (names, types, metadata) and values -- independent of the
+    parquet writer's version and of Arrow's in-memory buffer layout."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    meta = table.schema.metadata or {}
+    h.update(json.dumps(sorted((k.decode(), v.decode()) for k, v in meta.items())).encode())
+    for name, col in zip(table.column_names, table.columns):
+        h.update(f"|{name}:{_type_name(col.type)}:{col.null_count}|".encode())
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
+            h.update(np.ascontiguousarray(col.to_numpy()).tobytes())
+        else:
+            h.update(json.dumps(col.to_pylist(), ensure_ascii=False).encode())
+    return h.hexdigest()
 
 
 def write_table(table: pa.Table, path: Path) -> None:
