@@ -198,6 +198,9 @@ class Benchmark:
                 df = manifest[["sample_id", "label"]].copy()
                 exists = np.array([(root / s).is_file() for s in df["sample_id"]])
                 df.attrs["mismatches"] = {"missing_files": int((~exists).sum())}
+            elif not (root / split).is_dir():
+                df = pd.DataFrame({"sample_id": pd.Series(dtype=object), "label": pd.Series(dtype=np.int64)})
+                df.attrs["mismatches"] = {"missing_split_folder": str(root / split)}
             else:
                 sc = self.source_classes
                 listing = scan_split(root, split, classes=sc["wnid"].tolist())
@@ -220,10 +223,20 @@ class Benchmark:
 
 
 def _imagenet1k_val(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
-    """ImageNet-1K val may be flat (``val/ILSVRC2012_val_*.JPEG``) or in class folders."""
+    """ImageNet-1K val may be flat (``val/ILSVRC2012_val_*.JPEG``) or sorted into class folders
+    (``val/<wnid>/ILSVRC2012_val_*.JPEG``). Sample ids stay the canonical flat ids; ``path`` is where the
+    file was found (empty when missing)."""
     df = manifest[["sample_id", "label"]].copy()
-    flat = np.array([(root / s).is_file() for s in df["sample_id"]])
-    df.attrs["mismatches"] = {"missing_files": int((~flat).sum())}
+    found: dict[str, str] = {}
+    val_dir = root / "val"
+    if val_dir.is_dir():
+        for dirpath, _, files in os.walk(val_dir):
+            rel = Path(dirpath).relative_to(root).as_posix()
+            for f in files:
+                found[f] = f"{rel}/{f}"
+    names = df["sample_id"].str.rsplit("/", n=1).str[-1]
+    df["path"] = names.map(found).fillna("")
+    df.attrs["mismatches"] = {"missing_files": int((df["path"] == "").sum())}
     return df
 
 

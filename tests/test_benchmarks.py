@@ -228,3 +228,35 @@ def test_materialize_scans_local_copy(tmp_path):
     assert list(train["label"]) == [0] * 5 + [1] * 3
     assert list(train["sample_id"][5:]) == [f"train/{wn[1]}/{wn[1]}_{j:03d}.JPEG" for j in (0, 2, 4)]
     assert len(val) == 50_000 and val.attrs["mismatches"]["missing_files"] == 50_000
+
+
+def test_materialize_in21k_reports_count_differences(tmp_path):
+    b = in21k_bench.load("tiny")
+    sc = b.source_classes
+    root = tmp_path / "in21k"
+    chosen = sc.iloc[[0, 1]]
+    for _, row in chosen.iterrows():
+        for split, n in (("train", 3), ("val", 50)):
+            d = root / split / row.wnid
+            d.mkdir(parents=True)
+            for j in reversed(range(n)):
+                (d / f"{row.wnid}_{j:04d}.JPEG").write_bytes(b"x")
+    (root / "train" / "n99999999").mkdir()  # not a class of the benchmark: ignored
+    train, val = b.materialize(root)
+    assert len(val) == 100 and list(val["label"]) == [0] * 50 + [1] * 50
+    assert val["sample_id"][0] == f"val/{chosen.wnid.iloc[0]}/{chosen.wnid.iloc[0]}_0000.JPEG"
+    assert len(train) == 6 and train.attrs["mismatches"]["classes_with_other_count"] == b.num_classes
+    assert val.attrs["mismatches"]["classes_with_other_count"] == b.num_classes - 2
+
+
+def test_materialize_imagenet1k_val_in_class_folders(tmp_path):
+    b = in21k_bench.load("imagenet-1k")
+    ids = b.val_sample_ids()[:3]
+    labels = b.val_labels()[:3]
+    for sid, lab in zip(ids, labels):
+        d = tmp_path / "val" / b.classes["wnid"][lab]
+        d.mkdir(parents=True, exist_ok=True)
+        (d / sid.split("/")[-1]).write_bytes(b"x")
+    _, val = b.materialize(tmp_path)
+    assert val.attrs["mismatches"]["missing_files"] == 50_000 - 3
+    assert val["path"][0] == f"val/{b.classes['wnid'][labels[0]]}/ILSVRC2012_val_00000001.JPEG"
