@@ -234,11 +234,13 @@ def build_all(
     for rel in tables:
         path = out_root / rel
         new_files[rel].update(sha256=sha256_file(path), size=path.stat().st_size)
-    index["versions"][version] = {
-        "files": dict(sorted(new_files.items())),
-        "benchmarks": info,
-        "writer": old["writer"] if old is not None and not force else f"pyarrow {pyarrow.__version__}",
-    }
+    entry = dict(old) if old is not None else {}  # keeps what others record per version (e.g. hub_files)
+    entry.update(
+        files=dict(sorted(new_files.items())),
+        benchmarks=info,
+        writer=old["writer"] if old is not None and not force else f"pyarrow {pyarrow.__version__}",
+    )
+    index["versions"][version] = entry
     write_json(index_path(out_root), index)
     _read_index_cached.cache_clear()
     return index
