@@ -13,13 +13,7 @@ __version__ = "0.1.0"
 
 from .benchmark import Benchmark, list_benchmarks, load  # noqa: E402
 from .errors import In21kError  # noqa: E402
-
-
-def evaluate(*args, **kwargs):
-    """Score predictions on a benchmark; see :func:`in21k_bench.evaluate.evaluate`."""
-    from .evaluate import evaluate as _evaluate
-
-    return _evaluate(*args, **kwargs)
+from .evaluate import evaluate  # noqa: E402  (the function; shadows the submodule name on purpose)
 
 
 __all__ = ["Benchmark", "In21kError", "evaluate", "list_benchmarks", "load", "__version__"]

@@ -1,0 +1,267 @@
+"""Metrics against independent computations: dense linear_sum_assignment, scikit-learn NMI/ARI, naive loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from in21k_bench import metrics as M
+from in21k_bench.errors import InvalidInputError
+
+
+def dense_optimum(labels, top1, C, K) -> int:
+    d = np.zeros((C, K))
+    np.add.at(d, (labels, top1), 1)
+    r, c = linear_sum_assignment(d, maximize=True)
+    return int(d[r, c].sum())
+
+
+def check_matching(labels, top1, C, K):
+    table = M.contingency(labels, top1, C, K)
+    m = M.max_agreement_matching(table)
+    # a valid one-to-one map, over real (positive) edges only
+    matched = m.cluster_to_label[m.cluster_to_label >= 0]
+    assert len(np.unique(matched)) == len(matched)
+    ks = np.flatnonzero(m.cluster_to_label >= 0)
+    assert (m.label_to_cluster[m.cluster_to_label[ks]] == ks).all()
+    assert (m.label_to_cluster >= 0).sum() == len(ks)
+    if len(ks):
+        assert np.asarray(table[m.cluster_to_label[ks], ks]).min() > 0
+    # the claimed agreements are really achieved by the map ...
+    assert m.agreements == int((m.cluster_to_label[top1] == labels).sum())
+    # ... and equal the dense optimum
+    assert m.agreements == dense_optimum(labels, top1, C, K)
+    return m
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sparse_matching_equals_dense_random(seed):
+    rng = np.random.default_rng(seed)
+    C = int(rng.integers(1, 40))
+    K = int(rng.integers(1, 40))  # K < C, K == C and K > C all occur
+    n = int(rng.integers(1, 400))
+    labels = rng.integers(0, C, n)
+    top1 = rng.integers(0, K, n)
+    check_matching(labels, top1, C, K)
+
+
+@pytest.mark.parametrize("C,K", [(7, 7), (7, 3), (3, 7), (30, 60), (60, 30)])
+def test_sparse_matching_equals_dense_structured(C, K):
+    rng = np.random.default_rng(C * 100 + K)
+    # clusters follow labels with noise plus a few big "absorbing" clusters (many labels compete for them)
+    labels = rng.integers(0, C, 2000)
+    top1 = labels % K
+    absorb = rng.random(2000) < 0.3
+    top1[absorb] = rng.integers(0, min(3, K), absorb.sum())
+    check_matching(labels, top1, C, K)
+
+
+def test_matching_adversarial_cases():
+    # greedy (largest entry first) is suboptimal here: 10 + 1 < 9 + 9
+    labels = np.array([0] * 10 + [0] * 9 + [1] * 9 + [1] * 1)
+    top1 = np.array([0] * 10 + [1] * 9 + [0] * 9 + [1] * 1)
+    m = check_matching(labels, top1, 2, 2)
+    assert m.agreements == 18 and m.cluster_to_label.tolist() == [1, 0]
+    # everything in one cluster; one label
+    check_matching(np.zeros(50, int), np.zeros(50, int), 1, 1)
+    check_matching(np.arange(50) % 5, np.zeros(50, int), 5, 5)
+    check_matching(np.zeros(50, int), np.arange(50) % 5, 5, 5)
+    # every sample its own cluster; no full matching exists in the sparse graph
+    check_matching(np.arange(30) % 3, np.arange(30), 3, 30)
+    # perfect ties everywhere (uniform table)
+    l, c = np.meshgrid(np.arange(6), np.arange(6))
+    check_matching(l.ravel(), c.ravel(), 6, 6)
+    # labels / clusters that never occur (rows and columns without any edge)
+    check_matching(np.array([2, 2, 5]), np.array([9, 9, 1]), 8, 12)
+    # empty table
+    m = M.max_agreement_matching(sp.csr_matrix((4, 4), dtype=np.int64))
+    assert m.agreements == 0 and (m.cluster_to_label == -1).all()
+
+
+def test_sparse_matching_equals_dense_medium_real_labels():
+    """ImageNet-1K-sized problem (C = K = 1,000, 50,000 samples) with heavy confusion."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(1000), 50)
+    perm = rng.permutation(1000)
+    top1 = perm[labels]
+    noise = rng.random(len(labels)) < 0.7  # rows often have no clear majority
+    top1[noise] = perm[(labels[noise] + rng.integers(-3, 4, noise.sum())) % 1000]
+    check_matching(labels, top1, 1000, 1000)
+
+
+def test_matching_full_in21k_scale_is_exact():
+    """C = K = 10,450, 522,500 samples. With every label's own cluster a strict row majority, the row-max
+    bound sum_l max_k n_lk is attained, so the optimum is known exactly without a dense solve."""
+    rng = np.random.default_rng(0)
+    C = 10_450
+    labels = np.repeat(np.arange(C), 50)
+    perm = rng.permutation(C)
+    top1 = perm[labels]
+    flip = rng.random(len(labels)) < 0.45
+    # keep >= 26 of 50 right per label: only flip positions 26..49 within each label block
+    flip &= (np.arange(len(labels)) % 50) >= 26
+    top1[flip] = rng.integers(0, C, flip.sum())
+    m = M.match_clusters(top1, labels, C, C)
+    assert m.agreements == int((top1 == perm[labels]).sum())
+    assert (m.cluster_to_label[perm] == np.arange(C)).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_accuracies_against_loops():
+    rng = np.random.default_rng(5)
+    n, C, K = 300, 8, 10
+    labels = rng.integers(0, C, n)
+    topk = np.stack([rng.permutation(K)[:5] for _ in range(n)])
+    top1 = topk[:, 0]
+    sets = [set([int(labels[i])]) | set(rng.integers(0, C, rng.integers(0, 3)).tolist()) for i in range(n)]
+    S = sp.lil_matrix((n, C), dtype=bool)
+    for i, s in enumerate(sets):
+        for c in s:
+            S[i, c] = True
+    S = S.tocsr()
+    f = M.match_clusters(top1, labels, C, K).cluster_to_label
+    fm = {k: int(f[k]) for k in range(K) if f[k] >= 0}
+
+    acc = np.mean([fm.get(int(top1[i]), -1) == labels[i] for i in range(n)])
+    t1L = np.mean([fm.get(int(top1[i]), -1) in sets[i] for i in range(n)])
+    t51 = np.mean([any(fm.get(int(c), -1) == labels[i] for c in topk[i]) for i in range(n)])
+    t5L = np.mean([any(fm.get(int(c), -1) in sets[i] for c in topk[i]) for i in range(n)])
+    assert M.accuracy(top1, labels, f) == pytest.approx(acc)
+    assert M.topk_accuracy(topk, labels, f, None) == pytest.approx(t51)
+    assert M.topk_accuracy(topk, labels, f, S) == pytest.approx(t5L)
+    res = M.compute_metrics(top1, labels, num_classes=C, num_clusters=K, topk=topk, label_sets=S)
+    assert res["acc"] == pytest.approx(acc) and res["top1_L"] == pytest.approx(t1L)
+    assert res["top5_1"] == pytest.approx(t51) and res["top5_L"] == pytest.approx(t5L)
+    # unmatched clusters (f = -1) never hit, even in a set containing label C-1 of the previous row
+    assert not M.set_membership(S, np.array([1]), np.array([-1]))[0]
+
+
+def test_majority_and_per_class_against_loops():
+    rng = np.random.default_rng(6)
+    n, C, K = 500, 6, 15  # over-clustering
+    labels = rng.integers(0, C, n)
+    top1 = rng.integers(0, K, n)
+    maj = sum(np.bincount(labels[top1 == k], minlength=C).max() for k in range(K) if (top1 == k).any()) / n
+    assert M.majority_vote_accuracy(top1, labels, C, K) == pytest.approx(maj)
+    f = M.match_clusters(top1, labels, C, K).cluster_to_label
+    pca = M.per_class_accuracy(top1, labels, f, C + 1)
+    for c in range(C):
+        assert pca[c] == pytest.approx(np.mean(f[top1[labels == c]] == c))
+    assert np.isnan(pca[C])
+    assert M.majority_vote_accuracy(top1, labels, C, K) >= M.accuracy(top1, labels, f)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nmi_ari_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 3000))
+    labels = rng.integers(0, int(rng.integers(1, 50)), n)
+    top1 = np.where(rng.random(n) < 0.5, labels, rng.integers(0, int(rng.integers(1, 60)), n))
+    assert M.nmi(labels, top1) == pytest.approx(normalized_mutual_info_score(labels, top1), abs=1e-10)
+    assert M.ari(labels, top1) == pytest.approx(adjusted_rand_score(labels, top1), abs=1e-10)
+
+
+@pytest.mark.parametrize(
+    "labels,top1",
+    [
+        ([0, 0, 0], [1, 1, 1]),  # one class, one cluster
+        ([0, 1, 2], [0, 0, 0]),  # one cluster
+        ([0, 0, 0], [0, 1, 2]),  # one class
+        ([0, 1, 2, 3], [3, 2, 1, 0]),  # perfect, permuted
+        ([5], [7]),  # single sample
+        ([0, 0, 1, 1], [0, 1, 0, 1]),  # independent
+    ],
+)
+def test_nmi_ari_edge_cases_match_sklearn(labels, top1):
+    labels, top1 = np.array(labels), np.array(top1)
+    assert M.nmi(labels, top1) == pytest.approx(normalized_mutual_info_score(labels, top1), abs=1e-12)
+    assert M.ari(labels, top1) == pytest.approx(adjusted_rand_score(labels, top1), abs=1e-12)
+
+
+def test_ece_and_reliability_against_direct_formula():
+    rng = np.random.default_rng(8)
+    n = 5000
+    conf = rng.random(n) ** 0.5
+    conf[:3] = [1.0, 1 / 15, 2 / 15]  # bin edges go to the lower bin: (lo, hi]
+    correct = rng.random(n) < conf * 0.9
+    e, total = 0.0, 0
+    for b in range(15):
+        lo, hi = b / 15, (b + 1) / 15
+        inb = (conf > lo) & (conf <= hi) if b else (conf <= hi)
+        total += inb.sum()
+        if inb.any():
+            e += inb.mean() * abs(correct[inb].mean() - conf[inb].mean())
+    assert total == n
+    rel = M.reliability(conf, correct)
+    assert rel["ece"] == pytest.approx(e, abs=1e-12)
+    assert M.ece(conf, correct) == pytest.approx(e, abs=1e-12)
+    assert sum(rel["count"]) == n and len(rel["count"]) == 15
+    assert rel["count"][14] == int(((conf > 14 / 15) & (conf <= 1)).sum())
+    # perfectly calibrated in expectation -> small; always-confident & always-wrong -> ECE = 1
+    assert M.ece(np.ones(10), np.zeros(10, bool)) == pytest.approx(1.0)
+
+
+def test_ece_uses_the_hungarian_map():
+    # clusters are a permutation of labels: after f everything is correct, so ECE = 1 - mean confidence
+    labels = np.arange(100) % 4
+    top1 = (labels + 1) % 4
+    probs = np.full((100, 4), 0.1)
+    probs[np.arange(100), top1] = 0.7
+    r = M.evaluate_arrays(labels=labels, probs=probs, num_classes=4)
+    assert r.acc == 1.0 and r.ece == pytest.approx(0.3)
+    assert r.reliability["count"][10] == 100  # 0.7 lies in (10/15, 11/15]
+
+
+def test_real_draws_are_uniform_and_seeded():
+    S = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 0, 1, 0]], dtype=bool))
+    a = [d.copy() for _, d in M.real_draws(S, 3)]
+    b = [d.copy() for _, d in M.real_draws(S, 3)]
+    assert all((x == y).all() for x, y in zip(a, b))
+    many = np.array([d[0] for _, d in M.real_draws(S, 3000)])
+    assert set(np.unique(many)) == {0, 1, 3}
+    assert np.abs(np.bincount(many, minlength=4)[[0, 1, 3]] / 3000 - 1 / 3).max() < 0.04
+    assert all(d[1] == 2 for _, d in M.real_draws(S, 5))
+    with pytest.raises(ValueError):
+        next(M.real_draws(sp.csr_matrix(np.array([[1, 0], [0, 0]], dtype=bool)), 1))
+
+
+def test_real_protocol_excludes_empty_sets_and_reports_std():
+    rng = np.random.default_rng(9)
+    n, C = 400, 5
+    dense = rng.random((n, C)) < 0.35
+    dense[np.arange(n), rng.integers(0, C, n)] = True
+    dense[:10] = False  # empty sets
+    S = sp.csr_matrix(dense)
+    top1 = rng.integers(0, C, n)
+    r = M.evaluate_arrays(top1, label_sets=S, real_protocol=True, num_draws=7)
+    assert r.n == n - 10 and r.excluded == 10 and r.num_draws == 7
+    # direct: same draws, dense assignment, loops over sets
+    keep = dense.any(axis=1)
+    accs = []
+    for _, draw in M.real_draws(S[keep], 7):
+        d = np.zeros((C, C))
+        np.add.at(d, (draw, top1[keep]), 1)
+        ri, ci = linear_sum_assignment(d, maximize=True)
+        accs.append(d[ri, ci].sum() / keep.sum())
+    assert r.acc == pytest.approx(np.mean(accs)) and r.acc_std == pytest.approx(np.std(accs))
+    assert r.acc_std > 0
+    assert r.top1_L >= r.acc
+
+
+def test_evaluate_arrays_validation_and_k():
+    labels = np.arange(20) % 4
+    r = M.evaluate_arrays(labels, labels)
+    assert r.acc == 1.0 and r.num_clusters == 4 and r.k == 1 and r.top5_1 is None
+    r = M.evaluate_arrays(np.arange(20) % 7, labels, num_clusters=9)  # K != C: majority ACC reported
+    assert r.num_clusters == 9 and r.majority_acc is not None and r.majority_acc >= r.acc
+    with pytest.raises(InvalidInputError, match="expected labels"):
+        M.evaluate_arrays(labels, labels[:5])
+    with pytest.raises(InvalidInputError, match="expected cluster ids < K=3"):
+        M.evaluate_arrays(labels, labels, num_clusters=3)
+    with pytest.raises(InvalidInputError, match="label_sets"):
+        M.evaluate_arrays(labels, labels, label_sets=sp.csr_matrix((3, 4), dtype=bool))
