@@ -1,0 +1,278 @@
+"""Exact cosine k-nearest-neighbour mining with faiss (SPEC sections 5 and 6).
+
+* :func:`exact_knn` -- in-memory, L2-normalised float32 rows -> int32 ``(N, k)`` neighbour ids.
+* :func:`mine_knn` -- a :class:`~in21k_bench.features.store.FeatureStore` -> an int32 ``.npy``
+  memmap on disk, resumable chunk by chunk.
+
+Both search every query chunk against every database block with an exact ``IndexFlatIP``
+(``GpuIndexFlatIP`` via ``faiss.index_cpu_to_all_gpus`` on ``device="cuda"``) and merge the
+per-block top lists, so memory is bounded by one query chunk plus one database block: 11 M x 1024
+rows never have to sit in RAM or on one GPU at once.
+
+Self exclusion is *by index*: each row asks for ``k + 1`` neighbours and drops its own row index
+wherever it appears in the list; when it does not appear (possible with exact duplicates, which tie
+with the row itself) the last of the ``k + 1`` is dropped. The TEMI reference code instead dropped the
+first column, which leaks self-pairs whenever a duplicate outranks the row itself.
+
+Neighbour lists are sorted by decreasing cosine similarity; ties are broken by lower row index first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import In21kError, InvalidInputError
+from ..fileio import write_json
+
+DEFAULT_CHUNK_ROWS = 65_536
+DEFAULT_MAX_DB_BYTES = 4 << 30  # float32 bytes of one database block
+
+
+# ------------------------------------------------------------------------------------------------
+# faiss device handling (shared with methods.kmeans)
+# ------------------------------------------------------------------------------------------------
+
+
+def faiss_num_gpus() -> int:
+    import faiss
+
+    try:
+        return int(faiss.get_num_gpus()) if hasattr(faiss, "StandardGpuResources") else 0
+    except Exception:  # pragma: no cover - broken GPU runtime
+        return 0
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` -> ``cuda`` when faiss sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error."""
+    d = (device or "auto").lower()
+    if d.startswith("cuda"):
+        d = "cuda"
+    if d not in ("auto", "cpu", "cuda"):
+        raise In21kError(f"device: expected auto, cpu or cuda, found {device!r}")
+    n = faiss_num_gpus()
+    if d == "auto":
+        return "cuda" if n > 0 else "cpu"
+    if d == "cuda" and n == 0:
+        raise In21kError("device: expected a GPU visible to faiss (install faiss-gpu), found none; use --device cpu")
+    return d
+
+
+def flat_ip_index(dim: int, device: str):
+    """An exact inner-product index; moved to all visible GPUs when ``device == "cuda"``."""
+    import faiss
+
+    index = faiss.IndexFlatIP(int(dim))
+    if device == "cuda":
+        index = faiss.index_cpu_to_all_gpus(index)
+    return index
+
+
+# ------------------------------------------------------------------------------------------------
+# Core: one query chunk against a sequence of database blocks
+# ------------------------------------------------------------------------------------------------
+
+
+def _merge_topk(dists: list[np.ndarray], ids: list[np.ndarray], kk: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(dists) == 1:
+        return dists[0], ids[0]
+    d = np.concatenate(dists, axis=1)
+    i = np.concatenate(ids, axis=1)
+    # sort by (-similarity, id): lexsort keys are applied last-first
+    order = np.lexsort((np.where(i < 0, np.iinfo(np.int64).max, i), -d), axis=1)[:, :kk]
+    return np.take_along_axis(d, order, axis=1), np.take_along_axis(i, order, axis=1)
+
+
+def _drop_self(ids: np.ndarray, first_row: int) -> np.ndarray:
+    """``ids`` (q, k+1) -> (q, k): drop each row's own index, or the last column when absent."""
+    q, kk = ids.shape
+    own = np.arange(first_row, first_row + q, dtype=ids.dtype)[:, None]
+    keep = ids != own
+    no_self = keep.all(axis=1)
+    keep[no_self, kk - 1] = False
+    return ids[keep].reshape(q, kk - 1)
+
+
+def _search_chunk(queries: np.ndarray, first_row: int, blocks: Callable, kk: int) -> np.ndarray:
+    """Top-``kk`` ids of ``queries`` over all database blocks, self removed -> (q, kk - 1) int64."""
+    dists, ids = [], []
+    for offset, index in blocks():
+        d, i = index.search(queries, min(kk, index.ntotal))
+        if i.shape[1] < kk:  # a block smaller than kk: pad
+            pad = kk - i.shape[1]
+            d = np.pad(d, ((0, 0), (0, pad)), constant_values=-np.inf)
+            i = np.pad(i, ((0, 0), (0, pad)), constant_values=-1)
+        i = np.where(i >= 0, i + offset, -1)
+        dists.append(d)
+        ids.append(i)
+        if len(dists) > 1:  # keep memory at two blocks' lists
+            d0, i0 = _merge_topk(dists, ids, kk)
+            dists, ids = [d0], [i0]
+    _, top = _merge_topk(dists, ids, kk)
+    return _drop_self(top, first_row)
+
+
+def _check_k(k: int, n: int) -> None:
+    if k < 1:
+        raise InvalidInputError(f"knn: expected k >= 1, found {k}")
+    if k >= n:
+        raise InvalidInputError(f"knn: expected k < number of rows ({n}) since a row is not its own neighbour, found k={k}")
+
+
+def _progress(total: int, desc: str, initial: int = 0):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="rows", unit_scale=True, file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Public API
+# ------------------------------------------------------------------------------------------------
+
+
+def exact_knn(x: np.ndarray, k: int, chunk_rows: int = DEFAULT_CHUNK_ROWS, device: str = "cpu", db_rows: int | None = None, progress: bool = False) -> np.ndarray:
+    """Exact cosine top-``k`` neighbours of every row of ``x`` among the other rows.
+
+    ``x`` must already be L2-normalised float32 (the inner product is the cosine). Returns int32
+    ``(N, k)``, most similar first, self excluded by index. ``db_rows`` splits the database into
+    blocks (default: one block).
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise InvalidInputError(f"exact_knn: expected a 2-D array, found shape {x.shape}")
+    n, dim = x.shape
+    _check_k(k, n)
+    dev = resolve_device(device)
+    db_rows = n if not db_rows else int(db_rows)
+    indexes = []
+    for a in range(0, n, db_rows):
+        index = flat_ip_index(dim, dev)
+        index.add(x[a : a + db_rows])
+        indexes.append((a, index))
+    out = np.empty((n, k), dtype=np.int32)
+    bar = _progress(n, "knn") if progress else None
+    for a in range(0, n, chunk_rows):
+        b = min(a + chunk_rows, n)
+        out[a:b] = _search_chunk(x[a:b], a, lambda: indexes, k + 1)
+        if bar is not None:
+            bar.update(b - a)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _progress_path(out: Path) -> Path:
+    return out.with_name(out.name + ".progress.json")
+
+
+def _partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial.npy")
+
+
+def mine_knn(
+    store,
+    k: int,
+    out_path: str | os.PathLike,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    device: str = "auto",
+    db_rows: int | None = None,
+    max_db_bytes: int = DEFAULT_MAX_DB_BYTES,
+    progress: bool = True,
+) -> np.ndarray:
+    """Mine exact top-``k`` cosine neighbours of every row of ``store`` into ``out_path`` (int32 ``.npy``).
+
+    Query chunks of ``chunk_rows`` rows are searched against database blocks of ``db_rows`` rows
+    (default: as many as fit in ``max_db_bytes`` of float32; one block -- built once -- when the whole
+    store fits). The result is written to ``<out>.partial.npy`` (a memmap) and every finished chunk is
+    recorded in ``<out>.progress.json`` after the memmap is flushed; a re-run with the same arguments
+    skips recorded chunks. On completion the file is renamed to ``out_path`` and a small
+    ``<out>.json`` describes it. Returns the result opened read-only as a memmap.
+    """
+    out = Path(out_path)
+    if out.suffix != ".npy":
+        raise InvalidInputError(f"knn: expected an output path ending in .npy, found {out}")
+    n, dim = store.num_rows, store.dim
+    _check_k(k, n)
+    dev = resolve_device(device)
+    if chunk_rows < 1:
+        raise InvalidInputError(f"knn: expected chunk_rows >= 1, found {chunk_rows}")
+    if db_rows is None:
+        db_rows = max(1, min(n, int(max_db_bytes) // (4 * dim)))
+    db_rows = int(db_rows)
+    num_chunks = (n + chunk_rows - 1) // chunk_rows
+    desc = {"k": int(k), "num_rows": n, "dim": dim, "chunk_rows": int(chunk_rows), "store": str(Path(store.path).resolve()), "backbone": store.backbone}
+
+    if out.is_file() and not _progress_path(out).is_file():
+        info = out.with_suffix(".json")
+        prev = json.loads(info.read_text()) if info.is_file() else {}
+        if all(prev.get(key) == desc[key] for key in ("k", "num_rows", "store")):
+            print(f"knn: {out} is already complete; nothing to do", file=sys.stderr)
+            return np.load(out, mmap_mode="r", allow_pickle=False)
+
+    prog_file, partial = _progress_path(out), _partial_path(out)
+    done: set[int] = set()
+    if prog_file.is_file() and partial.is_file():
+        prog = json.loads(prog_file.read_text())
+        for key in ("k", "num_rows", "dim", "chunk_rows", "store"):
+            if prog.get(key) != desc[key]:
+                raise InvalidInputError(
+                    f"knn: resuming {partial} needs the same {key}; expected {desc[key]!r}, found {prog.get(key)!r} "
+                    f"(delete {prog_file} to start over)"
+                )
+        done = {int(c) for c in prog.get("done", [])}
+        mm = np.load(partial, mmap_mode="r+", allow_pickle=False)
+        if mm.shape != (n, k) or mm.dtype != np.int32:
+            raise InvalidInputError(f"knn: expected {partial} of shape ({n}, {k}) int32, found {mm.shape} {mm.dtype}")
+        print(f"knn: resuming, {len(done)}/{num_chunks} chunks already done", file=sys.stderr)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int32, shape=(n, k))
+        write_json(prog_file, {**desc, "done": []})
+
+    # database blocks: built once when the store fits in one block, else streamed per query chunk
+    cached: list = []
+
+    def block_iter():
+        if db_rows < n:
+            return _stream_blocks(store, db_rows, dim, dev)
+        if not cached:
+            index = flat_ip_index(dim, dev)
+            for _, xb in store.iter_chunks(chunk_rows=min(n, DEFAULT_CHUNK_ROWS), normalize=True):
+                index.add(xb)
+            cached.append((0, index))
+        return cached
+
+    bar = _progress(n, f"knn k={k}", initial=sum(min(chunk_rows, n - c * chunk_rows) for c in done)) if progress else None
+    for c in range(num_chunks):
+        if c in done:
+            continue
+        a = c * chunk_rows
+        b = min(a + chunk_rows, n)
+        q = next(store.iter_chunks(chunk_rows=b - a, start=a, stop=b))[1]
+        mm[a:b] = _search_chunk(q, a, block_iter, k + 1)
+        mm.flush()
+        done.add(c)
+        write_json(prog_file, {**desc, "done": sorted(done)})
+        if bar is not None:
+            bar.update(b - a)
+    if bar is not None:
+        bar.close()
+    del mm
+    os.replace(partial, out)
+    write_json(out.with_suffix(".json"), {**desc, "metric": "cosine", "self_excluded": "by index", "order": "most similar first", "dtype": "int32", "device": dev})
+    prog_file.unlink(missing_ok=True)
+    return np.load(out, mmap_mode="r", allow_pickle=False)
+
+
+def _stream_blocks(store, db_rows: int, dim: int, dev: str):
+    """Database blocks read from the store one at a time (bounded memory: one block)."""
+    for a, xb in store.iter_chunks(chunk_rows=db_rows, normalize=True):
+        index = flat_ip_index(dim, dev)
+        index.add(xb)
+        yield a, index
+        del index
