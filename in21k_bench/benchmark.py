@@ -138,7 +138,8 @@ class Benchmark:
         """(C x C) boolean CSR: row l = the label set of a sample whose label is l (label + its MIIL
         ancestors that are labels of this benchmark). Only for hierarchy-based label sets."""
         wn = self.classes["wnid"].to_numpy(dtype=object)
-        cls_idx = self.taxonomy.indices(wn)
+        tax_wn = self.taxonomy.wnids
+        cls_idx = np.arange(len(wn), dtype=np.int64) if len(wn) == len(tax_wn) and (wn == tax_wn).all() else self.taxonomy.indices(wn)
         label_of_class = np.full(self.taxonomy.num_classes, -1, dtype=np.int64)
         label_of_class[cls_idx] = np.arange(self.num_classes)
         anc = self.taxonomy.ancestor_matrix()[cls_idx].tocoo()

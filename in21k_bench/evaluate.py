@@ -34,7 +34,7 @@ TOP_K = 5
 _CHUNK_ROWS = 8192
 _NPY_MAGIC = b"\x93NUMPY"
 
-__all__ = ["EvaluationResult", "PredictionArrays", "evaluate", "load_predictions", "validate_predictions", "PROB_SUM_TOL"]
+__all__ = ["EvaluationResult", "PredictionArrays", "evaluate", "load_predictions", "per_label_sets", "validate_predictions", "PROB_SUM_TOL"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,6 +257,21 @@ def _reduce_probs(p: np.ndarray, what: str, rows: np.ndarray | None = None, tol:
     return top1, topk, conf
 
 
+def _row_duplicates(a: np.ndarray) -> np.ndarray:
+    """Bool (N,): row i holds a value twice. Column-pair comparisons for narrow rows (k <= 12; no sort of
+    N tiny rows), a row-wise sort otherwise."""
+    k = a.shape[1]
+    if k > 12:
+        srt = np.sort(a, axis=1)
+        return (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+    dup = np.zeros(a.shape[0], dtype=bool)
+    cols = [np.ascontiguousarray(a[:, j]) for j in range(k)]
+    for j in range(1, k):
+        for i in range(j):
+            dup |= cols[i] == cols[j]
+    return dup
+
+
 def _put_first(ranked: np.ndarray, top1: np.ndarray) -> np.ndarray:
     """Ranked clusters derived from probabilities, with a given top-1 (a tie for the max) moved first."""
     bad = np.flatnonzero(ranked[:, 0] != top1)
@@ -309,8 +324,7 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
         topk = _check_ids(arrays["topk"], what, "topk", num_clusters if num_clusters is not None else probs_k)
         if topk.shape[1] == 0:
             raise InvalidInputError(f"{what}: expected at least one column of ranked clusters, found shape {tuple(topk.shape)}")
-        srt = np.sort(topk, axis=1)
-        dup = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+        dup = _row_duplicates(topk)
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
             raise InvalidInputError(f"{what}: expected distinct clusters in every top-k row, found duplicates in row {i}: {topk[i].tolist()}")
@@ -590,6 +604,7 @@ def evaluate(
     if valid.n != n:
         raise InvalidInputError(f"{what}: expected {n} rows after selection, found {valid.n}")
     K = valid.num_clusters(num_clusters, C)
+    per_label = None if real else per_label_sets(bench)
     res = compute_metrics(
         valid.top1,
         None if real else bench.val_labels(),
@@ -597,7 +612,8 @@ def evaluate(
         num_clusters=K,
         topk=valid.topk,
         confidence=valid.confidence,
-        label_sets=bench.label_sets(),
+        label_sets=bench.label_sets() if per_label is None else None,
+        label_matrix=per_label,
         real_protocol=real,
         num_draws=num_draws,
         progress=progress,
@@ -612,6 +628,20 @@ def evaluate(
         predictions_sha256=sha or valid.sha256(),
         excluded=(int(bench.val_source_size) - n) if real and bench.val_source_size else 0,
     )
+
+
+def per_label_sets(bench):
+    """The benchmark's label sets as a boolean C x C matrix (row l = the set of every sample labelled l),
+    or None when sets are per sample (ReaL). ``per_label_sets(b)[b.val_labels()]`` equals
+    ``b.label_sets()``; scoring looks labels up in it instead of building the N x C matrix."""
+    import scipy.sparse as sp
+
+    kind = getattr(bench.definition, "label_sets", None)
+    if kind == "self":
+        return sp.identity(int(bench.num_classes), dtype=bool, format="csr")
+    if kind == "ancestors":
+        return bench.label_matrix()
+    return None
 
 
 def _resolve_ids(sample_ids, bench, what: str) -> np.ndarray | None:

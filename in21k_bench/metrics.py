@@ -18,6 +18,15 @@ therefore maximises the agreements, and because all entries of the dense table a
 exactly the optimum of ``scipy.optimize.linear_sum_assignment(dense, maximize=True)`` (a dense optimal
 assignment can drop its zero pairs without loss). Clusters that are not matched through a real edge
 (no sample of theirs carries the matched label) get ``f = -1`` and never count as a hit in any metric.
+
+Before LAPJVsp runs, :func:`forced_pairs` fixes the edges that some optimal matching is sure to contain
+(an exact reduction, not a heuristic): if an edge ``(l, k)`` weighs at least (the largest
+other weight in row ``l``) + (the largest other weight in column ``k``), some optimal matching contains
+it -- take any optimal matching, drop the edges it uses at ``l`` and at ``k`` (they weigh at most those two
+maxima together) and add ``(l, k)``: the weight does not decrease. Fixing it leaves the same problem on the
+other rows and columns, whose maxima can only shrink, so a whole set of such edges that forms a matching
+can be fixed at once, and the rule is applied again on what is left. On clustering tables most labels have
+such a dominant cluster; LAPJVsp then only solves the small contested remainder.
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ MATCHING = "hungarian-one-to-one"
 
 __all__ = [
     "Matching",
+    "LabelMatrixIndex",
     "contingency",
+    "forced_pairs",
     "max_agreement_matching",
     "match_clusters",
     "accuracy",
@@ -58,16 +69,15 @@ __all__ = [
 
 def contingency(labels: np.ndarray, clusters: np.ndarray, num_classes: int | None = None, num_clusters: int | None = None) -> sp.csr_matrix:
     """Sparse C x K table: entry (l, k) = number of samples with label ``l`` and cluster ``k`` (int64 CSR,
-    sorted indices, no explicit zeros). Built by sorting keys, never a dense C x K array."""
+    sorted indices, no explicit zeros). Never a dense C x K array."""
     labels = np.asarray(labels, dtype=np.int64)
     clusters = np.asarray(clusters, dtype=np.int64)
     if labels.shape != clusters.shape or labels.ndim != 1:
         raise ValueError(f"contingency: expected two 1-d arrays of equal length, found {labels.shape} and {clusters.shape}")
     C = int(num_classes) if num_classes is not None else int(labels.max(initial=-1)) + 1
     K = int(num_clusters) if num_clusters is not None else int(clusters.max(initial=-1)) + 1
-    keys, counts = np.unique(labels * K + clusters, return_counts=True)
-    m = sp.csr_matrix((counts.astype(np.int64), (keys // K, keys % K)), shape=(C, K))
-    m.sort_indices()
+    m = sp.csr_matrix((np.ones(len(labels), dtype=np.int64), (labels, clusters)), shape=(C, K))
+    m.sum_duplicates()  # per-row sort + sum of repeated (label, cluster) pairs -> canonical CSR
     return m
 
 
@@ -84,6 +94,96 @@ class Matching:
     pairs: tuple[np.ndarray, np.ndarray] = field(repr=False, default=None)  # (labels, clusters) of real edges
 
 
+def _other_max(v: np.ndarray, starts: np.ndarray, grp: np.ndarray) -> np.ndarray:
+    """Per entry of a grouped array (groups = contiguous runs starting at ``starts``, ``grp`` = group of
+    each entry, ``v >= 0``): the largest value among the *other* entries of its group (0 if none)."""
+    m1 = np.maximum.reduceat(v, starts)
+    is1 = v == m1[grp]
+    ties = np.add.reduceat(is1.astype(np.int64), starts) >= 2
+    m2 = np.where(ties, m1, np.maximum.reduceat(np.where(is1, 0, v), starts))
+    return np.where(is1, m2[grp], m1[grp])
+
+
+def _groups(keys_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run starts and the run id of every entry of an array whose equal values are contiguous."""
+    first = np.ones(len(keys_sorted), dtype=bool)
+    first[1:] = keys_sorted[1:] != keys_sorted[:-1]
+    return np.flatnonzero(first), np.cumsum(first) - 1
+
+
+def forced_pairs(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, max_rounds: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Exact reduction of a maximum-weight matching (see the module docstring).
+
+    ``rows`` (sorted, non-negative), ``cols`` (non-negative), ``w`` (> 0): the edges of a bipartite graph,
+    one entry per (row, col). Returns ``(fixed, rest)``, two boolean masks over the edges: ``fixed`` forms
+    a matching contained in some maximum-weight matching; ``rest`` are the edges whose row and column are
+    both still free. The optimum equals ``w[fixed].sum()`` + the optimum on the ``rest`` edges."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    w = np.asarray(w)
+    n = len(w)
+    fixed = np.zeros(n, dtype=bool)
+    alive = np.ones(n, dtype=bool)
+    if n == 0:
+        return fixed, alive
+    if (np.diff(rows) < 0).any():
+        raise ValueError("forced_pairs: expected edges sorted by row, found them unsorted")
+    # edges grouped by column: CSR -> CSC is a counting sort (any grouping by column will do)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows))])
+    corder = sp.csr_matrix((np.arange(n), cols, indptr), shape=(len(indptr) - 1, int(cols.max()) + 1)).tocsc().data
+    cur = np.arange(n)  # edges still in play, in row order
+    ccur = corder  # the same edges, grouped by column
+    for _ in range(max_rounds):
+        r, wc = rows[cur], w[cur]
+        rstarts, rgrp = _groups(r)
+        cstarts, cgrp = _groups(cols[ccur])
+        pos = np.empty(n, dtype=np.int64)
+        pos[cur] = np.arange(len(cur))
+        cp = pos[ccur]  # column-grouped position -> row-ordered position
+        other_c = np.empty_like(wc)
+        other_c[cp] = _other_max(wc[cp], cstarts, cgrp)
+        cand = np.flatnonzero(wc >= _other_max(wc, rstarts, rgrp) + other_c)
+        if len(cand) == 0:
+            break
+        cgrp_of = np.empty(len(cur), dtype=np.int64)
+        cgrp_of[cp] = cgrp
+        # only ties can put two candidates in one row / column; either one is safe, keep the first
+        cand = cand[np.unique(rgrp[cand], return_index=True)[1]]
+        cand = cand[np.unique(cgrp_of[cand], return_index=True)[1]]
+        fixed[cur[cand]] = True
+        row_free = np.ones(len(rstarts), dtype=bool)
+        row_free[rgrp[cand]] = False
+        col_free = np.ones(len(cstarts), dtype=bool)
+        col_free[cgrp_of[cand]] = False
+        keep = row_free[rgrp] & col_free[cgrp_of]
+        alive[cur[~keep]] = False
+        cur = cur[keep]
+        ccur = ccur[alive[ccur]]
+        if len(cur) == 0 or len(cand) * 100 < len(rstarts):  # little left to gain from another round
+            break
+    return fixed, alive
+
+
+def _lapjvsp(r: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-weight matching of the bipartite graph with edges (r, c, w > 0) via LAPJVsp, with one
+    private dummy column per row so that a full matching always exists. Returns matched (rows, cols)."""
+    rows_used = np.unique(r)
+    cols_used = np.unique(c)
+    ri_ = np.searchsorted(rows_used, r)
+    ci_ = np.searchsorted(cols_used, c)
+    R, Kc = len(rows_used), len(cols_used)
+    wf = w.astype(np.float64)
+    M = float(wf.max()) + 1.0
+    # real edges cost M - w in [1, M - 1]; the dummy column K_c + i of row i costs M
+    big = sp.csr_matrix(
+        (np.concatenate([M - wf, np.full(R, M)]), (np.concatenate([ri_, np.arange(R)]), np.concatenate([ci_, Kc + np.arange(R)]))),
+        shape=(R, Kc + R),
+    )
+    ri, ci = min_weight_full_bipartite_matching(big)
+    real = ci < Kc
+    return rows_used[ri[real]].astype(np.int64), cols_used[ci[real]].astype(np.int64)
+
+
 def max_agreement_matching(table: sp.spmatrix) -> Matching:
     """Exact maximum-weight one-to-one matching on a non-negative sparse C x K table (see module docstring)."""
     table = sp.csr_matrix(table)
@@ -96,23 +196,19 @@ def max_agreement_matching(table: sp.spmatrix) -> Matching:
         return empty
     if table.data.min() < 0:
         raise ValueError("max_agreement_matching: expected a non-negative table, found negative entries")
-    coo = table.tocoo()
-    rows_used = np.unique(coo.row)
-    cols_used = np.unique(coo.col)
-    r = np.searchsorted(rows_used, coo.row)
-    c = np.searchsorted(cols_used, coo.col)
-    R, Kc = len(rows_used), len(cols_used)
-    w = coo.data.astype(np.float64)
-    M = float(w.max()) + 1.0
-    # real edges cost M - w in [1, M - 1]; the dummy column K_c + i of row i costs M
-    big = sp.csr_matrix(
-        (np.concatenate([M - w, np.full(R, M)]), (np.concatenate([r, np.arange(R)]), np.concatenate([c, Kc + np.arange(R)]))),
-        shape=(R, Kc + R),
-    )
-    ri, ci = min_weight_full_bipartite_matching(big)
-    real = ci < Kc
-    lab = rows_used[ri[real]].astype(np.int64)
-    clu = cols_used[ci[real]].astype(np.int64)
+    table.sum_duplicates()
+    coo = table.tocoo()  # row-major, so rows are sorted
+    r = coo.row.astype(np.int64)
+    c = coo.col.astype(np.int64)
+    w = coo.data
+    if w.dtype.kind in "iub":
+        fixed, rest = forced_pairs(r, c, w)
+    else:  # float weights: a rounded sum in the dominance test could fix a pair by mistake; solve it all
+        fixed, rest = np.zeros(len(w), dtype=bool), np.ones(len(w), dtype=bool)
+    lab, clu = r[fixed], c[fixed]
+    if rest.any():
+        lr, lc = _lapjvsp(r[rest], c[rest], w[rest])
+        lab, clu = np.concatenate([lab, lr]), np.concatenate([clu, lc])
     c2l[clu] = lab
     l2c[lab] = clu
     agreements = int(np.asarray(table[lab, clu]).sum()) if len(lab) else 0
@@ -218,6 +314,48 @@ class SetIndex:
         pos = np.minimum(pos, len(self.keys) - 1)
         out[ok] = self.keys[pos] == q
         return out
+
+
+class LabelMatrixIndex:
+    """Membership tests for label sets that depend on the label only (hierarchy / self sets): ``S_i = row
+    labels[i]`` of a boolean C x C matrix (``Benchmark.label_matrix()``). ``f(pred) in S_L`` is then one
+    lookup of (label, mapped label) in a C x C bit table (C^2 / 8 bytes: 13.7 MB at C = 10,450); above
+    ``max_bits`` a sorted-key search is used instead."""
+
+    def __init__(self, label_matrix: sp.spmatrix, max_bits: int = 1 << 30):
+        m = sp.csr_matrix(label_matrix)
+        if m.shape[0] != m.shape[1]:
+            raise ValueError(f"LabelMatrixIndex: expected a square C x C label matrix, found shape {m.shape}")
+        m.eliminate_zeros()
+        m.sum_duplicates()
+        self.C = int(m.shape[0])
+        rows = np.repeat(np.arange(self.C, dtype=np.int64), np.diff(m.indptr))
+        keys = rows * self.C + m.indices.astype(np.int64)  # sorted (canonical CSR)
+        if self.C * self.C <= max_bits:
+            self.bits = np.zeros((self.C * self.C + 7) // 8, dtype=np.uint8)
+            np.bitwise_or.at(self.bits, keys >> 3, (np.uint8(1) << (keys & 7).astype(np.uint8)))
+            self.keys = None
+        else:
+            self.bits, self.keys = None, keys
+
+    def contains(self, labels: np.ndarray, mapped: np.ndarray) -> np.ndarray:
+        """``mapped`` (N,) or (N, j) labels, tested against the set of ``labels`` (N,) -> bool of the shape
+        of ``mapped``; negative entries (unmatched clusters) are never in."""
+        dt = np.int32 if self.C * self.C < 2**31 else np.int64  # keys fit: half the memory traffic
+        labels = np.asarray(labels).astype(dt, copy=False)
+        mapped = np.asarray(mapped)
+        lab = labels if mapped.ndim == 1 else labels[:, None]
+        q = np.maximum(mapped, 0).astype(dt, copy=False)
+        q += lab * dt(self.C)
+        if self.bits is not None:
+            hit = self.bits[q >> 3]
+            hit >>= (q & 7).astype(np.uint8)
+            hit &= np.uint8(1)
+            return hit.view(bool) & (mapped >= 0)
+        if len(self.keys) == 0:
+            return np.zeros(mapped.shape, dtype=bool)
+        pos = np.minimum(np.searchsorted(self.keys, q), len(self.keys) - 1)
+        return (self.keys[pos] == q) & (mapped >= 0)
 
 
 def set_membership(label_sets, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -368,6 +506,20 @@ def real_draws(label_sets: sp.spmatrix, num_draws: int = REAL_DRAWS, first_seed:
 # everything together
 
 
+def _set_hits(mapped: np.ndarray, labels: np.ndarray, sets_idx) -> np.ndarray | None:
+    """(N, j) bool: mapped[i, j] in S_i, with ``sets_idx`` a :class:`SetIndex` (per-sample sets) or a
+    :class:`LabelMatrixIndex` (per-label sets)."""
+    if sets_idx is None:
+        return None
+    if isinstance(sets_idx, LabelMatrixIndex):
+        return sets_idx.contains(labels, mapped)
+    return sets_idx.contains_aligned(mapped)
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if len(x) else float("nan")
+
+
 def _single(top1, labels, topk, confidence, sets_idx, C, K, with_details: bool) -> dict:
     table = contingency(labels, top1, C, K)
     m = max_agreement_matching(table)
@@ -375,11 +527,22 @@ def _single(top1, labels, topk, confidence, sets_idx, C, K, with_details: bool) 
     mapped = f[top1]
     correct = mapped == labels
     n = len(labels)
+    top1_L = top5_1 = top5_L = None
+    if topk is not None:
+        first_is_top1 = np.array_equal(topk[:, 0], top1)
+        mk = f[topk[:, :5]] if first_is_top1 else np.concatenate([mapped[:, None], f[topk[:, :5]]], axis=1)
+        top5_1 = _mean((mk[:, int(not first_is_top1) :] == labels[:, None]).any(axis=1))
+        hits = _set_hits(mk, labels, sets_idx)
+        if hits is not None:
+            top1_L = _mean(hits[:, 0])
+            top5_L = _mean(hits[:, int(not first_is_top1) :].any(axis=1))
+    elif sets_idx is not None:
+        top1_L = _mean(_set_hits(mapped[:, None], labels, sets_idx)[:, 0])
     out = {
         "acc": m.agreements / n if n else float("nan"),
-        "top1_L": float(sets_idx.contains_aligned(mapped[:, None]).mean()) if sets_idx is not None else None,
-        "top5_1": topk_accuracy(topk, labels, f, None, 5) if topk is not None else None,
-        "top5_L": topk_accuracy(topk, labels, f, sets_idx, 5) if (topk is not None and sets_idx is not None) else None,
+        "top1_L": top1_L,
+        "top5_1": top5_1,
+        "top5_L": top5_L,
         "nmi": nmi(labels, top1, table),
         "ari": ari(labels, top1, table),
         "ece": ece(confidence, correct) if confidence is not None else None,
@@ -402,11 +565,16 @@ def compute_metrics(
     topk: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     label_sets: sp.spmatrix | None = None,
+    label_matrix: sp.spmatrix | None = None,
     real_protocol: bool = False,
     num_draws: int = REAL_DRAWS,
     progress: bool | None = None,
 ) -> dict:
     """All metrics as a dict (see :func:`evaluate_arrays`). Inputs are assumed valid (ids in range).
+
+    Label sets for top-1 -> L / top-5 -> L come either per sample (``label_sets``, N x C) or per label
+    (``label_matrix``, C x C, sample i's set = row ``labels[i]``; hierarchy / self sets, much faster at
+    scale); give at most one. The ReaL protocol needs ``label_sets``.
 
     ``real_protocol``: ``labels`` is ignored; ``num_draws`` label draws from ``label_sets`` (seeds 0..49),
     f re-estimated per draw; every metric is the mean over draws and ``<metric>_std`` its standard
@@ -419,9 +587,16 @@ def compute_metrics(
     else:
         topk_for5 = topk
     C, K = int(num_classes), int(num_clusters)
+    if label_sets is not None and label_matrix is not None:
+        raise ValueError("compute_metrics: expected label_sets (N x C) or label_matrix (C x C), found both")
+    if label_matrix is not None and (real_protocol or label_matrix.shape != (C, C)):
+        raise ValueError(f"compute_metrics: expected a ({C}, {C}) label_matrix outside the ReaL protocol, found shape {label_matrix.shape}")
     if not real_protocol:
         labels = np.asarray(labels, dtype=np.int64)
-        sets_idx = SetIndex(label_sets) if label_sets is not None else None
+        if label_matrix is not None:
+            sets_idx = LabelMatrixIndex(label_matrix)
+        else:
+            sets_idx = SetIndex(label_sets) if label_sets is not None else None
         out = _single(top1, labels, topk_for5, confidence, sets_idx, C, K, True)
         m = out.pop("_matching")
         out.pop("_correct")

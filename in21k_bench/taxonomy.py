@@ -11,7 +11,7 @@ hierarchy level = depth + 1 (the paper's "levels 1..11").
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -132,7 +132,6 @@ class Taxonomy:
         self.wnids = table["wnid"].to_numpy(dtype=object)
         self.names = table["name"].to_numpy(dtype=object)
         self.definitions = table["definition"].to_numpy(dtype=object)
-        self.lemmas = [list(x) for x in table["lemmas"]]
         self.parent = table["parent"].to_numpy(dtype=np.int32)
         self.depth = table["depth"].to_numpy(dtype=np.int16)
         self.level = self.depth.astype(np.int16) + 1
@@ -148,15 +147,23 @@ class Taxonomy:
         self._child_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._child_idx = order.astype(np.int32)
         self.roots = np.flatnonzero(self.parent < 0).astype(np.int32)
-        # ancestor table: anc[i, d] = ancestor of i at depth d (or -1 when depth(i) < d)
-        max_depth = int(self.depth.max())
+        # ancestor table: anc[i, d] = ancestor of i at depth d (or -1 when depth(i) < d); filled one depth
+        # level at a time (a node's row = its parent's row + itself)
+        max_depth = int(self.depth.max()) if self.num_classes else 0
         anc = np.full((self.num_classes, max_depth + 1), -1, dtype=np.int32)
-        for i in np.argsort(self.depth, kind="stable"):
-            p = self.parent[i]
-            if p >= 0:
-                anc[i, : self.depth[i]] = anc[p, : self.depth[i]]
-            anc[i, self.depth[i]] = i
+        for d in range(max_depth + 1):
+            nodes = np.flatnonzero(self.depth == d)
+            p = self.parent[nodes]
+            has = p >= 0
+            anc[nodes[has], :d] = anc[p[has], :d]
+            anc[nodes, d] = nodes
         self._anc = anc
+        self._ancestor_matrix = None
+
+    @cached_property
+    def lemmas(self) -> list[list[str]]:
+        """WordNet lemmas of every class (built on first use)."""
+        return [list(x) for x in self.classes["lemmas"]]
 
     # --- lookups ---------------------------------------------------------------------------------
     def index(self, wnid: str) -> int:
@@ -211,10 +218,12 @@ class Taxonomy:
         return out
 
     def ancestor_matrix(self) -> sp.csr_matrix:
-        """Boolean (n x n) CSR: row i has i and all its ancestors."""
-        rows, cols = np.nonzero(self._anc >= 0)
-        data = np.ones(len(rows), dtype=bool)
-        return sp.csr_matrix((data, (rows, self._anc[rows, cols])), shape=(self.num_classes,) * 2)
+        """Boolean (n x n) CSR: row i has i and all its ancestors (a fresh copy of a cached matrix)."""
+        if self._ancestor_matrix is None:
+            rows, cols = np.nonzero(self._anc >= 0)
+            data = np.ones(len(rows), dtype=bool)
+            self._ancestor_matrix = sp.csr_matrix((data, (rows, self._anc[rows, cols])), shape=(self.num_classes,) * 2)
+        return self._ancestor_matrix.copy()
 
 
 class ImageNet1k:

@@ -378,3 +378,69 @@ def test_package_level_evaluate_survives_submodule_import(good_top5):
     importlib.import_module("in21k_bench.evaluate")
     assert callable(in21k_bench.evaluate), "in21k_bench.evaluate was replaced by the submodule; import the function eagerly in __init__.py"
     assert in21k_bench.evaluate(good_top5, BENCH).n == N1K
+
+
+# ---------------------------------------------------------------------------------------------------
+# fast paths used by evaluate(): per-label sets and the duplicate check
+
+
+@pytest.mark.parametrize("name", ["imagenet-1k", "coarse-d3", "imbalanced-2k", "real1k"])
+def test_per_label_sets_reproduce_label_sets(name):
+    from in21k_bench.evaluate import per_label_sets
+
+    b = in21k_bench.load(name)
+    A = per_label_sets(b)
+    if b.definition.label_sets == "real":
+        assert A is None  # per-sample sets: evaluate() keeps the N x C matrix
+        return
+    assert A.shape == (b.num_classes, b.num_classes)
+    S = b.label_sets()
+    assert (A[b.val_labels()] != S).nnz == 0
+
+
+def test_row_duplicates_against_sort():
+    from in21k_bench.evaluate import _row_duplicates
+
+    rng = np.random.default_rng(4)
+    for k in (1, 2, 5, 12, 13, 20):
+        a = rng.integers(0, k * k // 2 + 2, (300, k))
+        srt = np.sort(a, axis=1)
+        want = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+        assert k == 1 or (want.any() and not want.all())
+        assert (_row_duplicates(a) == want).all()
+
+
+def test_hierarchy_evaluate_equals_per_sample_sets_path():
+    """evaluate() scores hierarchy sets through the C x C label matrix; the N x C per-sample path of
+    compute_metrics must give the same numbers (``tiny``: IN-21K classes with up to 4 labels per set)."""
+    from in21k_bench.metrics import compute_metrics
+
+    b = in21k_bench.load("tiny")
+    labels = b.val_labels()
+    n, C = len(labels), b.num_classes
+    A = b.label_matrix()
+    # parent label = the deepest other member of the label's set (sets are ancestor chains)
+    size = np.diff(A.indptr)
+    par = np.full(C, -1)
+    for l in np.flatnonzero(size > 1):
+        anc = [m for m in A.indices[A.indptr[l] : A.indptr[l + 1]] if m != l]
+        par[l] = max(anc, key=lambda m: size[m])
+    rng = np.random.default_rng(2)
+    lab2clu = rng.permutation(C)
+    pred = labels.copy()
+    up = (par[labels] >= 0) & (rng.random(n) < 0.3)
+    pred[up] = par[labels[up]]  # top-1 = the parent label's cluster: a hit in S_L, not in ACC
+    cand = np.stack([pred] + [(labels + 7 * j) % C for j in range(1, 8)], axis=1)
+    top5 = np.full((n, 5), -1)
+    filled = np.zeros(n, dtype=int)
+    for j in range(cand.shape[1]):
+        new = (filled < 5) & ~(top5 == cand[:, j : j + 1]).any(axis=1)
+        top5[np.flatnonzero(new), filled[new]] = cand[new, j]
+        filled += new
+    assert (filled == 5).all()
+    top5 = lab2clu[top5]
+    r = evaluate(top5, b)
+    ref = compute_metrics(top5[:, 0], labels, num_classes=C, num_clusters=r.num_clusters, topk=top5, label_sets=b.label_sets())
+    assert r.top1_L > r.acc + 0.05  # ancestors really count
+    for key in ("acc", "top1_L", "top5_1", "top5_L", "nmi", "ari"):
+        assert getattr(r, key) == ref[key], key

@@ -109,6 +109,107 @@ def test_matching_full_in21k_scale_is_exact():
     assert (m.cluster_to_label[perm] == np.arange(C)).all()
 
 
+def dense_weight_optimum(d: np.ndarray) -> int:
+    if d.size == 0:
+        return 0
+    r, c = linear_sum_assignment(d, maximize=True)
+    return int(d[r, c].sum())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_forced_pairs_reduction_is_exact(seed):
+    """The forced edges form a matching and fixing them loses nothing: their weight + the dense optimum of
+    the remaining free rows/columns = the dense optimum of the whole table. Small integer weights make
+    ties (the delicate case) frequent; a boosted diagonal makes many edges forced."""
+    rng = np.random.default_rng(seed)
+    n_forced = 0
+    for trial in range(150):
+        R, Kc = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        d = rng.integers(0, 4, (R, Kc)) * (rng.random((R, Kc)) < 0.5)
+        if trial % 2:
+            i = np.arange(min(R, Kc))
+            d[i, i] += rng.integers(0, 8, len(i))
+        r, c = np.nonzero(d)
+        w = d[r, c]
+        fixed, rest = M.forced_pairs(r, c, w)
+        assert len(np.unique(r[fixed])) == fixed.sum() == len(np.unique(c[fixed]))
+        free_r = np.setdiff1d(np.arange(R), r[fixed])
+        free_c = np.setdiff1d(np.arange(Kc), c[fixed])
+        assert (rest == (np.isin(r, free_r) & np.isin(c, free_c))).all()
+        assert int(w[fixed].sum()) + dense_weight_optimum(d[np.ix_(free_r, free_c)]) == dense_weight_optimum(d)
+        n_forced += int(fixed.sum())
+    assert n_forced > 100  # the reduction is really exercised
+
+
+def test_forced_pairs_ties_keep_one_edge_per_row_and_column():
+    # row 0 has two equal edges into otherwise empty columns: both qualify, only one may be fixed
+    fixed, rest = M.forced_pairs(np.array([0, 0]), np.array([0, 1]), np.array([5, 5]))
+    assert fixed.sum() == 1 and not rest.any()
+    # column 0 shared by two rows with equal weight
+    fixed, rest = M.forced_pairs(np.array([0, 1]), np.array([0, 0]), np.array([3, 3]))
+    assert fixed.sum() == 1 and not rest.any()
+    # nothing dominant: 10 + 9 > 10, nothing fixed, everything left to the solver
+    fixed, rest = M.forced_pairs(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]), np.array([10, 9, 9, 1]))
+    assert not fixed.any() and rest.all()
+    with pytest.raises(ValueError, match="sorted by row"):
+        M.forced_pairs(np.array([1, 0]), np.array([0, 0]), np.array([1, 1]))
+
+
+def test_matching_with_many_ties_equals_dense():
+    # two-valued tables: the reduction, its tie handling and LAPJVsp on the remainder all take part
+    for seed in range(30):
+        rng = np.random.default_rng(100 + seed)
+        C, K = int(rng.integers(2, 25)), int(rng.integers(2, 25))
+        labels = np.repeat(np.arange(C), 4)
+        top1 = rng.integers(0, K, len(labels))
+        top1[::2] = labels[::2] % K  # half of every label in "its" cluster: ties between labels sharing it
+        check_matching(labels, top1, C, K)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_label_matrix_index_against_lookups():
+    rng = np.random.default_rng(8)
+    C, n = 37, 400
+    A = sp.random(C, C, density=0.15, random_state=3, format="csr").astype(bool)
+    A = (A + sp.identity(C, dtype=bool, format="csr")).tocsr()
+    dense = A.toarray()
+    labels = rng.integers(0, C, n)
+    mapped = rng.integers(-1, C, (n, 5))
+    want = np.where(mapped >= 0, dense[labels[:, None], np.maximum(mapped, 0)], False)
+    for idx in (M.LabelMatrixIndex(A), M.LabelMatrixIndex(A, max_bits=0)):  # bit table / sorted keys
+        assert (idx.bits is None) == (idx.keys is not None)
+        assert (idx.contains(labels, mapped) == want).all()
+        assert (idx.contains(labels, mapped[:, 0]) == want[:, 0]).all()
+    # the same answers as the per-sample CSR path
+    S = A[labels]
+    assert (M.SetIndex(S).contains_aligned(mapped) == want).all()
+    with pytest.raises(ValueError, match="square"):
+        M.LabelMatrixIndex(sp.csr_matrix((3, 4), dtype=bool))
+
+
+def test_compute_metrics_label_matrix_equals_per_sample_sets():
+    rng = np.random.default_rng(9)
+    n, C, K = 600, 12, 15
+    labels = rng.integers(0, C, n)
+    topk = np.stack([rng.permutation(K)[:6] for _ in range(n)])
+    A = (sp.random(C, C, density=0.2, random_state=1, format="csr").astype(bool) + sp.identity(C, dtype=bool)).tocsr()
+    kw = dict(num_classes=C, num_clusters=K, topk=topk)
+    a = M.compute_metrics(topk[:, 0], labels, label_sets=A[labels], **kw)
+    b = M.compute_metrics(topk[:, 0], labels, label_matrix=A, **kw)
+    for key in ("acc", "top1_L", "top5_1", "top5_L", "nmi", "ari", "majority_acc"):
+        assert a[key] == b[key], key
+    assert (a["cluster_to_label"] == b["cluster_to_label"]).all()
+    # top-1 only: top1_L still computed, top-5 metrics absent
+    c = M.compute_metrics(topk[:, 0], labels, num_classes=C, num_clusters=K, label_matrix=A)
+    assert c["top1_L"] == a["top1_L"] and c["top5_L"] is None and c["top5_1"] is None
+    with pytest.raises(ValueError, match="found both"):
+        M.compute_metrics(topk[:, 0], labels, label_sets=A[labels], label_matrix=A, **kw)
+    with pytest.raises(ValueError, match="label_matrix"):
+        M.compute_metrics(topk[:, 0], labels, label_matrix=A[:5], **kw)
+
+
 # ---------------------------------------------------------------------------------------------------
 
 
