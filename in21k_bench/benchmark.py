@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .catalog import BenchmarkDefinition, get_definition
-from .errors import In21kError, NeedsInputError
+from .errors import In21kError, InvalidInputError, NeedsInputError
 from .manifests import SPLITS_DIR, read_arrow, read_index
 from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy
 
@@ -137,17 +137,7 @@ class Benchmark:
     def label_matrix(self) -> sp.csr_matrix:
         """(C x C) boolean CSR: row l = the label set of a sample whose label is l (label + its MIIL
         ancestors that are labels of this benchmark). Only for hierarchy-based label sets."""
-        wn = self.classes["wnid"].to_numpy(dtype=object)
-        tax_wn = self.taxonomy.wnids
-        cls_idx = np.arange(len(wn), dtype=np.int64) if len(wn) == len(tax_wn) and (wn == tax_wn).all() else self.taxonomy.indices(wn)
-        label_of_class = np.full(self.taxonomy.num_classes, -1, dtype=np.int64)
-        label_of_class[cls_idx] = np.arange(self.num_classes)
-        anc = self.taxonomy.ancestor_matrix()[cls_idx].tocoo()
-        lab = label_of_class[anc.col]
-        keep = lab >= 0
-        m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (anc.row[keep], lab[keep])), shape=(self.num_classes, self.num_classes))
-        m.sort_indices()
-        return m
+        return self.taxonomy.label_ancestor_matrix(self.classes["wnid"].to_numpy(dtype=object))
 
     def label_sets(self) -> sp.csr_matrix:
         """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (SPEC section 2)."""
@@ -252,6 +242,12 @@ def _resolve_inputs(d: BenchmarkDefinition, inputs) -> dict[str, Path]:
         given[d.inputs[0].key] = Path(inputs)
     elif inputs:
         given = {k: Path(v) for k, v in dict(inputs).items()}
+    unknown = sorted(set(given) - {i.key for i in d.inputs})
+    if unknown:
+        raise InvalidInputError(f"benchmark {d.name}: expected inputs named {[i.key for i in d.inputs]}, found {unknown}")
+    for key, p in given.items():  # a path the caller names must exist; only the default location may be absent
+        if not p.is_file():
+            raise InvalidInputError(f"benchmark {d.name}: expected the {key} input file at {p}, found {'a folder' if p.is_dir() else 'none'}")
     resolved, missing = {}, []
     for spec in d.inputs:
         p = given.get(spec.key, inputs_dir() / d.version / spec.filename)

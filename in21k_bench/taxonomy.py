@@ -225,6 +225,21 @@ class Taxonomy:
             self._ancestor_matrix = sp.csr_matrix((data, (rows, self._anc[rows, cols])), shape=(self.num_classes,) * 2)
         return self._ancestor_matrix.copy()
 
+    def label_ancestor_matrix(self, label_wnids) -> sp.csr_matrix:
+        """(C x C) boolean CSR for a label space given by ``label_wnids``: row l holds l and those of its
+        MIIL ancestors that are themselves labels (the label set S_L of SPEC section 2)."""
+        wn = np.asarray(label_wnids, dtype=object)
+        c = len(wn)
+        cls_idx = np.arange(c, dtype=np.int64) if c == self.num_classes and (wn == self.wnids).all() else self.indices(wn)
+        label_of_class = np.full(self.num_classes, -1, dtype=np.int64)
+        label_of_class[cls_idx] = np.arange(c)
+        anc = self.ancestor_matrix()[cls_idx].tocoo()
+        lab = label_of_class[anc.col]
+        keep = lab >= 0
+        m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (anc.row[keep], lab[keep])), shape=(c, c))
+        m.sort_indices()
+        return m
+
 
 class ImageNet1k:
     """ILSVRC-2012: classes in standard order, val labels in file order, ReaL sets."""

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
+from ..fileio import check_output_dir
 from .store import DEFAULT_SHARD_ROWS, FeatureStore, FeatureStoreWriter
 
 GENERATOR = "in21k-sim-v1"
@@ -104,14 +105,28 @@ class _Generator:
         return x.astype(np.float32)
 
 
-def _class_table(benchmark) -> pd.DataFrame:
+def _class_table(benchmark, subtree: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The classes to simulate and the label wnids (label id = position). With ``subtree`` (a wnid),
+    only classes at or below it in the MIIL tree are kept and their labels renumbered 0..C'-1."""
     sc = benchmark.source_classes
     if (sc["label"] < 0).any():
         raise InvalidInputError(
             f"simulate: benchmark {benchmark.name} relabels individual samples (no per-class label); "
             "expected a class-level benchmark"
         )
-    return sc[["wnid", "label", "num_train", "num_val"]].reset_index(drop=True)
+    sc = sc[["wnid", "label", "num_train", "num_val"]].reset_index(drop=True)
+    label_wnids = benchmark.classes["wnid"].astype(str).tolist()
+    if subtree:
+        tax = benchmark.taxonomy
+        root = tax.index(subtree)
+        inside = np.array([root in tax.path(tax.index(w)) for w in sc["wnid"]], dtype=bool)
+        if not inside.any():
+            raise InvalidInputError(f"simulate: expected classes of {benchmark.name} under {subtree} ({tax.names[root]}), found none")
+        sc = sc[inside].reset_index(drop=True)
+        kept, new_label = np.unique(sc["label"].to_numpy(), return_inverse=True)
+        sc["label"] = new_label.astype(np.int64)
+        label_wnids = [label_wnids[i] for i in kept]
+    return sc, label_wnids
 
 
 def simulate_features(
@@ -126,22 +141,28 @@ def simulate_features(
     shard_rows: int = DEFAULT_SHARD_ROWS,
     params: SimParams | None = None,
     progress: bool = True,
+    subtree: str | None = None,
 ) -> tuple[FeatureStore, FeatureStore]:
     """Write synthetic features for ``benchmark`` to ``out_dir/train`` and ``out_dir/val``.
 
     Train size of a class = ``max(min_train, round(num_train * scale))``; val = ``max(1, round(num_val *
-    val_scale))``. Returns the opened ``(train, val)`` stores. See the module docstring.
+    val_scale))``. ``subtree`` (a wnid) keeps only the benchmark's classes at or below that MIIL node,
+    labels renumbered in order (their wnids are recorded as ``label_wnids`` in the stores' meta).
+    Returns the opened ``(train, val)`` stores. See the module docstring.
     """
     from tqdm.auto import tqdm
 
     from ..benchmark import load
 
-    if scale <= 0 or val_scale <= 0:
-        raise InvalidInputError(f"simulate: expected scale > 0 and val_scale > 0, found scale={scale}, val_scale={val_scale}")
+    if not (np.isfinite(scale) and np.isfinite(val_scale) and scale > 0 and val_scale > 0):
+        raise InvalidInputError(f"simulate: expected finite scale > 0 and val_scale > 0, found scale={scale}, val_scale={val_scale}")
     if min_train < 1:
         raise InvalidInputError(f"simulate: expected min_train >= 1, found {min_train}")
+    if params is None and (int(dim) < 1 or int(seed) < 0):
+        raise InvalidInputError(f"simulate: expected dim >= 1 and seed >= 0, found dim={dim}, seed={seed}")
+    check_output_dir(out_dir, "simulate")
     b = load(benchmark)
-    classes = _class_table(b)
+    classes, label_wnids = _class_table(b, subtree)
     p = params or SimParams(dim=int(dim), seed=int(seed))
     gen = _Generator(p)
     out = Path(out_dir)
@@ -158,7 +179,9 @@ def simulate_features(
         "scale": scale,
         "val_scale": val_scale,
         "min_train": min_train,
-        "num_classes": int(b.num_classes),
+        "num_classes": len(label_wnids),
+        "subtree": subtree,
+        "label_wnids": label_wnids,
         "note": "SYNTHETIC features (in21k_bench.features.simulate); not features of real images",
     }
     stores = []
