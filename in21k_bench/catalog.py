@@ -101,6 +101,19 @@ def list_definitions(version: str | None = None) -> list[BenchmarkDefinition]:
     return out
 
 
+def versions() -> list[str]:
+    """Every version some definition is registered under, oldest first."""
+    return sorted({v for vs in _REGISTRY.values() for v in vs}, key=_vkey)
+
+
+def check_version(version: str, what: str = "version") -> str:
+    """``version`` if some benchmark is registered under it, else :class:`UnknownBenchmarkError`."""
+    known = versions()
+    if version not in known:
+        raise UnknownBenchmarkError(f"{what}: expected a registered version ({', '.join(known)}), found {version!r}")
+    return version
+
+
 def get_definition(name: str, version: str | None = None) -> BenchmarkDefinition:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)

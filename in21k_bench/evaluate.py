@@ -33,6 +33,7 @@ PROB_ARGMAX_TOL = 1e-6  # a given top-1 must have probability >= row max - this
 TOP_K = 5
 _CHUNK_ROWS = 8192
 _NPY_MAGIC = b"\x93NUMPY"
+MAX_CLUSTERS = 1 << 24  # K bound: metrics allocate O(K) arrays, so a stray huge id must not mean terabytes
 
 __all__ = ["EvaluationResult", "PredictionArrays", "evaluate", "load_predictions", "per_label_sets", "validate_predictions", "PROB_SUM_TOL"]
 
@@ -289,6 +290,8 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
     after the row count check; ``n_hint`` replaces the "N rows" wording in the row-count message."""
     if preds.top1 is None and preds.topk is None and preds.probs is None:
         raise InvalidInputError(f"{what}: expected top-1 ids, ranked top-k ids or probabilities, found none")
+    if num_clusters is not None and int(num_clusters) > MAX_CLUSTERS:
+        raise InvalidInputError(f"{what}: expected K (--num-clusters) <= {MAX_CLUSTERS:,}, found {int(num_clusters):,}")
     arrays = {}
     for name in ("top1", "topk", "probs", "confidence"):
         a = _as_array(getattr(preds, name), what, name)
@@ -364,6 +367,8 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
             raise InvalidInputError(f"{what}: expected either probabilities or confidence, found both")
         conf = c.astype(np.float64)
     max_id = int(max(top1.max(), topk.max() if topk is not None else -1))
+    if max_id >= MAX_CLUSTERS:
+        raise InvalidInputError(f"{what}: expected cluster ids < {MAX_CLUSTERS:,} (the largest K supported), found {max_id:,}")
     k = int(topk.shape[1]) if topk is not None else 1
     return ValidPredictions(top1=top1, topk=topk, confidence=conf, k=k, max_id=max_id, probs_k=probs_k, raw=preds)
 

@@ -17,6 +17,47 @@ from typing import Any, Iterator
 _CHUNK = 1 << 20
 
 
+def _first_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output") -> Path:
+    """Check, without creating anything, that ``path`` is (or can be created as) a writable folder.
+
+    Raises :class:`~in21k_bench.errors.InvalidInputError` naming the offending path: a regular file
+    where a folder is needed, or a folder that is not writable. Call it before long computations.
+    """
+    from .errors import InvalidInputError
+
+    path = Path(path)
+    base = _first_existing(path)
+    if base.exists() and not base.is_dir():
+        found = "a regular file" if base.is_file() else "a non-folder"
+        raise InvalidInputError(f"{what}: expected a folder (or a path that can be created) at {path}, found {found} at {base}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{what}: expected a writable folder at {path}, found {base} not writable")
+    return path
+
+
+def ensure_dir(path: str | os.PathLike, what: str = "output") -> Path:
+    """``mkdir -p path``; a file in the way or a permission problem is an
+    :class:`~in21k_bench.errors.InvalidInputError` (one line, expected vs found), not a traceback."""
+    from .errors import InvalidInputError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        check_output_dir(path, what)
+        raise InvalidInputError(f"{what}: expected a folder at {path}, found something else in the way") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{what}: expected to create the folder {path}, found {exc.strerror or exc.__class__.__name__}") from None
+    return path
+
+
 def _default_mode() -> int:
     """0666 minus the process umask: what ``open()`` would give (mkstemp creates files as 0600)."""
     mask = os.umask(0)
@@ -47,7 +88,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     On any exception the temp file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
+    if path.is_dir():
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(f"output: expected a file path at {path}, found a folder")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.chmod(tmp, _default_mode())
     try:
@@ -67,7 +112,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path next to ``path`` for writers that want a file name
     (``pyarrow.parquet.write_table``, ``np.save``, ``matplotlib.savefig``); renamed on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
+    if path.is_dir():
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(f"output: expected a file path at {path}, found a folder")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, _default_mode())

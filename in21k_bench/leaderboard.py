@@ -320,6 +320,8 @@ def load_submission(path: str | os.PathLike) -> Submission:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidSubmissionError(f"{path}: expected a readable submission file, found {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidSubmissionError(f"{path}: expected UTF-8 JSON text, found binary or non-UTF-8 bytes") from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -833,6 +835,8 @@ def render_html(subs: Sequence[Submission]) -> str:
 def build(root: str | os.PathLike | None = None, *, write_schema: bool = True) -> list[Path]:
     """Validate every submission and write README.md, site/index.html (and submission.schema.json)."""
     root = Path(root) if root is not None else default_root()
+    if not (root / "submissions").is_dir():
+        raise InvalidSubmissionError(f"leaderboard build: expected a submissions/ folder in {root}, found none")
     subs = load_submissions(root)
     written = []
     readme = root / "README.md"

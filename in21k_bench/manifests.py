@@ -165,10 +165,11 @@ def build_tables(sources_dir: str | os.PathLike | None = None, version: str = "v
     Benchmarks whose status is "needs-input" contribute no files (their builders run on user input).
     """
     from .benchmark import Benchmark
-    from .catalog import list_definitions
+    from .catalog import check_version, list_definitions
     from .sources import Sources
     from .taxonomy import Taxonomy, build_taxonomy_tables
 
+    check_version(version, "build-manifests")  # also keeps a version like '../x' out of the paths
     sources = Sources.locate(sources_dir)
     tables: dict[str, pa.Table] = {}
     for rel, t in build_taxonomy_tables(sources).items():

@@ -23,12 +23,24 @@ def read_relabels(path: str | Path, taxonomy, what: str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{what}: expected a relabel parquet file at {path}, found none")
+    cols = ["sample_id", "original_wnid", "refined_wnid"]
     try:
-        df = pd.read_parquet(path, columns=["sample_id", "original_wnid", "refined_wnid"])
+        import pyarrow.parquet as pq
+
+        have = pq.read_schema(path).names
+        missing = [c for c in cols if c not in have]
+        if missing:
+            raise InvalidInputError(f"{what}: expected columns {', '.join(cols)} in {path}, found {have} (missing {', '.join(missing)})")
+        df = pd.read_parquet(path, columns=cols)
+    except InvalidInputError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise InvalidInputError(
-            f"{what}: expected a parquet file with columns sample_id, original_wnid, refined_wnid at {path}, found {type(exc).__name__}: {str(exc)[:120]}"
+            f"{what}: expected a parquet file with columns {', '.join(cols)} at {path}, found {type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
         ) from None
+    for col in cols:
+        if not df[col].map(lambda v: isinstance(v, str)).all():
+            raise InvalidInputError(f"{what}: expected string values in column {col} of {path}, found dtype {df[col].dtype}")
     for col in ("original_wnid", "refined_wnid"):
         idx = df[col].map(taxonomy._index)
         if idx.isna().any():

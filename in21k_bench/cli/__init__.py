@@ -1,10 +1,13 @@
 """The ``in21k-bench`` command line. One module per command group; see ``_apps.py``.
 
 Every :class:`~in21k_bench.errors.In21kError` is printed as one line on stderr with exit code 2.
+An ``OSError`` that escapes a command (disk full, permission denied, a file in the way) is printed the
+same way: it is a problem with the machine or a path, not a bug to show a traceback for.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 from ..errors import In21kError
@@ -21,13 +24,27 @@ from . import leaderboard_cmds  # noqa: F401,E402
 from . import demo_cmds  # noqa: F401,E402
 
 
+def _one_line(msg: str) -> str:
+    """Messages quoting a library's multi-line text still print as one line. An error raised in a
+    DataLoader worker arrives wrapped in the worker's traceback text: keep only its last line, the
+    original message."""
+    if "Original Traceback" in msg:
+        last = [line for line in msg.splitlines() if line.strip()][-1].strip()
+        msg = re.sub(r"^[A-Za-z_][\w.]*: ", "", last, count=1)
+    return " ".join(msg.split())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
         app(args=argv, standalone_mode=True)
     except In21kError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: file system: expected the operation to succeed, found {_one_line(exc.strerror or str(exc))}{where}", file=sys.stderr)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -22,9 +22,11 @@ def list_cmd(
     version: Optional[str] = typer.Option(None, help="Only definitions of this version (default: latest of each)."),
 ) -> None:
     """List the registered benchmarks."""
-    from ..catalog import list_definitions
+    from ..catalog import check_version, list_definitions
     from ..manifests import read_index
 
+    if version is not None:
+        check_version(version, "list")
     index = read_index()
     rows = []
     for d in list_definitions(version):
@@ -64,6 +66,10 @@ def info_cmd(
     from ..errors import NeedsInputError
 
     d = get_definition(name, version)
+    if inputs is not None and d.status != "needs-input":
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(f"info: expected --input only for a needs-input benchmark, found {d.name} with status {d.status}")
     try:
         info = load(name, version, inputs=inputs).info()
     except NeedsInputError as exc:

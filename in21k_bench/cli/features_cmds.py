@@ -36,7 +36,7 @@ def extract_cmd(
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     workers: int = typer.Option(4, "--workers", min=0, help="DataLoader worker processes."),
     shard_rows: int = typer.Option(65_536, "--shard-rows", min=1, help="Rows per shard (the resume granularity)."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Override the model's input size."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", min=1, help="Override the model's input size."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -63,7 +63,7 @@ def simulate_cmd(
     val_scale: float = typer.Option(1.0, "--val-scale", help="Val rows per class = 50 x val-scale (1.0 matches the benchmark's val split)."),
     min_train: int = typer.Option(2, "--min-train", min=1, help="Floor on train rows per class."),
     dim: int = typer.Option(128, "--dim", min=2),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Write SYNTHETIC ImageNet-21K-like features for a benchmark (development / embedded default)."""
@@ -106,7 +106,8 @@ def info_cmd(
     if (path / META).is_file():
         named = {"store": path}
     else:
-        named = {s: path / s for s in ("train", "val") if (path / s / META).is_file()}
+        # a train/ or val/ folder that is there but broken is reported, not skipped
+        named = {s: path / s for s in ("train", "val") if (path / s / META).is_file() or (path / s).is_dir()}
     if not named:
         raise InvalidInputError(f"features info: expected a store or a features directory at {path}, found neither")
     info = {name: FeatureStore.open(p, verify=verify).info() for name, p in named.items()}
@@ -150,7 +151,7 @@ def fit_kmeans_cmd(
     num_clusters: Optional[int] = typer.Option(None, "--num-clusters", "-k", help="K (default: the benchmark's C)."),
     niter: int = typer.Option(20, "--niter", min=1),
     nredo: int = typer.Option(1, "--nredo", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     train_size: str = typer.Option("all", "--train-size", help="'all' or a number of train rows (uniform sample with the seed)."),
     chunk_rows: int = typer.Option(65_536, "--chunk-rows", min=1),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),

@@ -20,6 +20,7 @@ after checking that the stored sample ids are the first ids of the current list.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import In21kError, InvalidInputError
-from ..fileio import write_json
+from ..fileio import check_output_dir, write_json
 from .store import DEFAULT_SHARD_ROWS, FeatureStore, FeatureStoreWriter
 
 
@@ -84,6 +85,22 @@ def load_backbone(backbone: str, checkpoint: str | os.PathLike | None = None, pr
     lib, name, tag = parse_backbone(backbone)
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise InvalidInputError(f"backbone: expected a checkpoint file at {checkpoint}, found none")
+    if image_size is not None and int(image_size) < 1:
+        raise InvalidInputError(f"backbone: expected image_size >= 1 (or unset), found {image_size}")
+    try:
+        return _load_backbone(lib, name, tag, checkpoint, pretrained, device, image_size)
+    except In21kError:
+        raise
+    except pickle.UnpicklingError:
+        raise InvalidInputError(f"backbone: expected {checkpoint} to be a plain weights checkpoint for {backbone}, found a file torch.load(weights_only=True) refuses (never unpickled)") from None
+    except (RuntimeError, OSError, ValueError, EOFError, KeyError) as exc:
+        what = f"checkpoint {checkpoint}" if checkpoint is not None else ("pretrained weights" if pretrained else "random weights")
+        raise InvalidInputError(f"backbone: expected to build {backbone} with {what}, found {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _load_backbone(lib: str, name: str, tag: str | None, checkpoint, pretrained: bool, device: str, image_size: int | None):
+    import torch  # noqa: F401
+
     if lib == "timm":
         import timm
 
@@ -124,8 +141,12 @@ class _ImageList:
     def __getitem__(self, i: int):
         from PIL import Image
 
-        with Image.open(self.paths[self.start + i]) as im:
-            return self.transform(im.convert("RGB")), self.start + i
+        path = self.paths[self.start + i]
+        try:
+            with Image.open(path) as im:
+                return self.transform(im.convert("RGB")), self.start + i
+        except OSError as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+            raise InvalidInputError(f"image folder: expected a readable image at {path}, found {type(exc).__name__}: {exc}") from None
 
 
 def list_split(root: Path, split: str | None, benchmark=None, class_names: Sequence[str] | None = None) -> pd.DataFrame:
@@ -232,6 +253,9 @@ def extract_features(
     root = Path(images)
     if not root.is_dir():
         raise InvalidInputError(f"extract: expected an image folder at {root}, found none")
+    if image_size is not None and int(image_size) < 1:
+        raise InvalidInputError(f"extract: expected image_size >= 1 (or unset), found {image_size}")
+    check_output_dir(out_dir, "extract")  # before the backbone is loaded
     dev = resolve_torch_device(device)
     bench = None
     if benchmark:

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ChecksumError, InvalidInputError
-from ..fileio import atomic_path, save_npy, sha256_file, write_json
+from ..fileio import atomic_path, ensure_dir, save_npy, sha256_file, write_json
 
 FORMAT_VERSION = 1
 DEFAULT_SHARD_ROWS = 65_536
@@ -70,12 +70,38 @@ def _read_meta(path: Path) -> dict:
     if not f.is_file():
         raise InvalidInputError(f"feature store: expected {META} in {path}, found none (not a feature store)")
     try:
-        meta = json.loads(f.read_text())
+        meta = json.loads(f.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"feature store: expected valid JSON in {f}, found a parse error ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"feature store: expected UTF-8 JSON text in {f}, found binary or non-UTF-8 bytes") from None
+    except OSError as exc:
+        raise InvalidInputError(f"feature store: expected a readable {META} in {path}, found {exc.strerror or exc.__class__.__name__}") from None
+    if not isinstance(meta, dict):
+        raise InvalidInputError(f"feature store: expected a JSON object in {f}, found {type(meta).__name__}")
     for key in ("dim", "shards", "backbone"):
         if key not in meta:
             raise InvalidInputError(f"feature store: expected key {key!r} in {f}, found keys {sorted(meta)}")
+    dim = meta["dim"]
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise InvalidInputError(f"feature store: expected 'dim' a positive integer in {f}, found {dim!r}")
+    shards = meta["shards"]
+    if not isinstance(shards, list):
+        raise InvalidInputError(f"feature store: expected 'shards' a list in {f}, found {type(shards).__name__}")
+    for i, sh in enumerate(shards):
+        ok = (
+            isinstance(sh, dict)
+            and isinstance(sh.get("file"), str)
+            and sh["file"] == Path(sh["file"]).name
+            and sh["file"] not in ("", ".", "..")
+            and isinstance(sh.get("rows"), int)
+            and not isinstance(sh.get("rows"), bool)
+            and sh["rows"] >= 0
+        )
+        if not ok:
+            raise InvalidInputError(
+                f"feature store: expected shard {i} in {f} as {{file: <name in the store folder>, rows: int >= 0, sha256}}, found {str(sh)[:120]}"
+            )
     return meta
 
 
@@ -118,7 +144,7 @@ class FeatureStore:
             f = path / s["file"]
             if not f.is_file():
                 raise InvalidInputError(f"feature store {path}: expected shard {s['file']}, found none")
-            if verify and sha256_file(f) != s["sha256"]:
+            if verify and sha256_file(f) != s.get("sha256"):
                 raise ChecksumError(f"feature store {path}: shard {s['file']} sha256 differs from meta.json")
         store._load_shards()
         if verify:
@@ -130,7 +156,15 @@ class FeatureStore:
     def _load_shards(self) -> None:
         shards = []
         for s in self.meta["shards"]:
-            arr = np.load(self.path / s["file"], mmap_mode="r", allow_pickle=False)
+            try:
+                arr = np.load(self.path / s["file"], mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise InvalidInputError(
+                    f"feature store {self.path}: expected shard {s['file']} to be a complete .npy of shape ({s['rows']}, {self.dim}), "
+                    f"found an unreadable or truncated file ({' '.join(str(exc).split())[:160]})"
+                ) from None
+            if arr.dtype.kind != "f":
+                raise InvalidInputError(f"feature store {self.path}: expected shard {s['file']} of floats, found dtype {arr.dtype}")
             if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] != int(s["rows"]):
                 raise InvalidInputError(
                     f"feature store {self.path}: expected shard {s['file']} of shape ({s['rows']}, {self.dim}), found {arr.shape}"
@@ -160,7 +194,15 @@ class FeatureStore:
             f = self.path / INDEX
             if not f.is_file():
                 raise InvalidInputError(f"feature store {self.path}: expected {INDEX}, found none")
-            self._index = pq.read_table(f).to_pandas()
+            try:
+                idx = pq.read_table(f).to_pandas()
+            except (pa.ArrowException, OSError) as exc:
+                raise InvalidInputError(
+                    f"feature store {self.path}: expected a readable {INDEX}, found a corrupt file ({' '.join(str(exc).split())[:160]})"
+                ) from None
+            if "sample_id" not in idx.columns:
+                raise InvalidInputError(f"feature store {self.path}: expected a 'sample_id' column in {INDEX}, found columns {list(idx.columns)}")
+            self._index = idx
         return self._index
 
     @property
@@ -230,7 +272,7 @@ class FeatureStore:
             "split": self.meta.get("split"),
             "benchmark": self.meta.get("benchmark"),
             "version": self.meta.get("version"),
-            "dtype": self.meta.get("dtype", "float16"),
+            "dtype": str(self._shards[0].dtype) if self._shards else self.meta.get("dtype", "float16"),
             "has_labels": labels is not None,
             "num_labels": int(len(np.unique(labels))) if labels is not None and len(labels) else 0,
             "synthetic": bool(self.meta.get("synthetic", False)),
@@ -294,7 +336,9 @@ class FeatureStoreWriter:
             raise InvalidInputError(f"feature store writer: expected shard_rows >= 1, found {shard_rows}")
         self.path = Path(path)
         self.dim = int(dim)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.dim < 1:
+            raise InvalidInputError(f"feature store writer: expected dim >= 1, found {dim}")
+        ensure_dir(self.path, "feature store")
         if overwrite:
             for f in self.path.iterdir():
                 if f.name == META or f.name == INDEX or f.name.startswith("shard-"):

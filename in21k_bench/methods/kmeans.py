@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..features.store import FeatureStore, l2_normalize
-from ..fileio import save_npy, write_json
+from ..fileio import check_output_dir, ensure_dir, save_npy, write_json
 from .knn import flat_ip_index, resolve_device
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -64,6 +64,8 @@ class SphericalKMeans:
     ):
         if num_clusters < 1:
             raise InvalidInputError(f"kmeans: expected num_clusters >= 1, found {num_clusters}")
+        if int(seed) < 0:
+            raise InvalidInputError(f"kmeans: expected seed >= 0, found {seed}")
         if niter < 1 or nredo < 1:
             raise InvalidInputError(f"kmeans: expected niter >= 1 and nredo >= 1, found niter={niter}, nredo={nredo}")
         if train_size is None or (isinstance(train_size, str) and train_size.lower() == "all"):
@@ -106,6 +108,9 @@ class SphericalKMeans:
             self.train_rows = np.sort(rng.choice(n, size=self.train_size, replace=False))
             rows = self.train_size
         self.num_train_rows = rows
+        if rows < self.num_clusters:
+            hint = " (raise --train-size)" if self.train_rows is not None else ""
+            raise InvalidInputError(f"kmeans: expected at least K={self.num_clusters} training rows{hint}, found {rows}")
         dim = data.dim if isinstance(data, FeatureStore) else np.asarray(data).shape[1]
         _log(f"training on {rows:,} of {n:,} rows ({'all' if self.train_rows is None else f'uniform sample, seed {self.seed}'}; "
              f"{rows * dim * 4 / 2**30:.2f} GiB float32), K={self.num_clusters}, niter={self.niter}, nredo={self.nredo}, device={self.device}")
@@ -223,11 +228,13 @@ def run_kmeans(
     import faiss
 
     t0 = time.perf_counter()
+    if int(chunk_rows) < 1:
+        raise InvalidInputError(f"kmeans: expected chunk_rows >= 1, found {chunk_rows}")
+    out = check_output_dir(out_dir, "kmeans")  # before the fit, not after it
     km = SphericalKMeans(num_clusters, niter=niter, nredo=nredo, seed=seed, train_size=train_size, device=device)
     km.fit(train)
     top1, tk = km.predict_topk(val, k=topk, chunk_rows=chunk_rows)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "kmeans")
     save_npy(out / "top1.npy", top1)
     save_npy(out / f"top{tk.shape[1]}.npy", tk)
     save_npy(out / "centroids.npy", km.centroids)

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import In21kError, InvalidInputError
-from ..fileio import write_json
+from ..fileio import check_output_dir, ensure_dir, write_json
 
 DEFAULT_CHUNK_ROWS = 65_536
 DEFAULT_MAX_DB_BYTES = 4 << 30  # float32 bytes of one database block
@@ -124,6 +124,13 @@ def _check_k(k: int, n: int) -> None:
         raise InvalidInputError(f"knn: expected k < number of rows ({n}) since a row is not its own neighbour, found k={k}")
 
 
+def _check_rows(chunk_rows: int, db_rows: int | None) -> None:
+    if int(chunk_rows) < 1:
+        raise InvalidInputError(f"knn: expected chunk_rows >= 1, found {chunk_rows}")
+    if db_rows is not None and int(db_rows) < 1:
+        raise InvalidInputError(f"knn: expected db_rows >= 1 (or unset), found {db_rows}")
+
+
 def _progress(total: int, desc: str, initial: int = 0):
     from tqdm.auto import tqdm
 
@@ -147,8 +154,9 @@ def exact_knn(x: np.ndarray, k: int, chunk_rows: int = DEFAULT_CHUNK_ROWS, devic
         raise InvalidInputError(f"exact_knn: expected a 2-D array, found shape {x.shape}")
     n, dim = x.shape
     _check_k(k, n)
+    _check_rows(chunk_rows, db_rows)
     dev = resolve_device(device)
-    db_rows = n if not db_rows else int(db_rows)
+    db_rows = n if db_rows is None else int(db_rows)
     indexes = []
     for a in range(0, n, db_rows):
         index = flat_ip_index(dim, dev)
@@ -198,9 +206,11 @@ def mine_knn(
         raise InvalidInputError(f"knn: expected an output path ending in .npy, found {out}")
     n, dim = store.num_rows, store.dim
     _check_k(k, n)
+    _check_rows(chunk_rows, db_rows)
     dev = resolve_device(device)
-    if chunk_rows < 1:
-        raise InvalidInputError(f"knn: expected chunk_rows >= 1, found {chunk_rows}")
+    if out.is_dir():
+        raise InvalidInputError(f"knn: expected an output file path ending in .npy, found a folder at {out}")
+    check_output_dir(out.parent, "knn")
     if db_rows is None:
         db_rows = max(1, min(n, int(max_db_bytes) // (4 * dim)))
     db_rows = int(db_rows)
@@ -209,7 +219,7 @@ def mine_knn(
 
     if out.is_file() and not _progress_path(out).is_file():
         info = out.with_suffix(".json")
-        prev = json.loads(info.read_text()) if info.is_file() else {}
+        prev = _read_json_or_empty(info)
         if all(prev.get(key) == desc[key] for key in ("k", "num_rows", "store")):
             print(f"knn: {out} is already complete; nothing to do", file=sys.stderr)
             return np.load(out, mmap_mode="r", allow_pickle=False)
@@ -217,7 +227,7 @@ def mine_knn(
     prog_file, partial = _progress_path(out), _partial_path(out)
     done: set[int] = set()
     if prog_file.is_file() and partial.is_file():
-        prog = json.loads(prog_file.read_text())
+        prog = _read_json_or_empty(prog_file)
         for key in ("k", "num_rows", "dim", "chunk_rows", "store"):
             if prog.get(key) != desc[key]:
                 raise InvalidInputError(
@@ -230,7 +240,7 @@ def mine_knn(
             raise InvalidInputError(f"knn: expected {partial} of shape ({n}, {k}) int32, found {mm.shape} {mm.dtype}")
         print(f"knn: resuming, {len(done)}/{num_chunks} chunks already done", file=sys.stderr)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out.parent, "knn")
         mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int32, shape=(n, k))
         write_json(prog_file, {**desc, "done": []})
 
@@ -267,6 +277,15 @@ def mine_knn(
     write_json(out.with_suffix(".json"), {**desc, "metric": "cosine", "self_excluded": "by index", "order": "most similar first", "dtype": "int32", "device": dev})
     prog_file.unlink(missing_ok=True)
     return np.load(out, mmap_mode="r", allow_pickle=False)
+
+
+def _read_json_or_empty(path: Path) -> dict:
+    """A small JSON record this module wrote; an unreadable one counts as absent."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (ValueError, OSError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
 
 
 def _stream_blocks(store, db_rows: int, dim: int, dev: str):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,8 +151,10 @@ def load_clip(model: str, pretrained: str | None = None, device: str = "auto", s
         m, _, preprocess = open_clip.create_model_and_transforms(
             base, pretrained=pretrained, device=dev, precision=precision, **kwargs
         )
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise ClipError(f"clip: expected to load {model} with weights {pretrained!r}, found {type(exc).__name__}: {str(exc)[:200]}") from None
+    except pickle.UnpicklingError:
+        raise ClipError(f"clip: expected {pretrained!r} to be a plain weights checkpoint for {model}, found a file torch.load(weights_only=True) refuses (never unpickled)") from None
+    except (RuntimeError, OSError, ValueError, EOFError, KeyError) as exc:
+        raise ClipError(f"clip: expected to load {model} with weights {pretrained!r}, found {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
     finally:
         logging.disable(previous)
     m.eval()
