@@ -19,7 +19,7 @@ def _per_head_reference(heads: BatchedHeads, x: torch.Tensor) -> torch.Tensor:
         last = nn.utils.parametrizations.weight_norm(nn.Linear(heads.bottleneck_dim, heads.num_clusters, bias=False))
         last = last.double()
         with torch.no_grad():
-            l1.weight.copy_(heads.w1[h].T)
+            l1.weight.copy_(heads.w1[:, h].T)
             l1.bias.copy_(heads.b1[h])
             l2.weight.copy_(heads.w2[h].T)
             l2.bias.copy_(heads.b2[h])
@@ -95,3 +95,58 @@ def test_teacher_momentum_schedule():
     assert teacher_momentum(99, 100, 0.996, 1.0) == pytest.approx(1.0)
     mid = teacher_momentum(50, 101, 0.996, 1.0)
     assert mid == pytest.approx(0.998)
+
+
+def test_first_layer_weights_are_stored_in_gemm_layout_and_seeded_head_by_head():
+    H, D, M = 3, 10, 6
+    heads = BatchedHeads(D, 4, num_heads=H, hidden_dim=M, bottleneck_dim=5, generator=torch.Generator().manual_seed(7))
+    assert heads.w1.shape == (D, H, M)
+    gemm_w = heads.w1.reshape(D, H * M)  # the merged first-layer GEMM operand: a view, no copy
+    assert gemm_w.data_ptr() == heads.w1.data_ptr() and gemm_w._base is heads.w1
+    # initialisation = the head-by-head draw (H, D, M), then w2, then v, from the same generator
+    g = torch.Generator().manual_seed(7)
+    for name, shape in (("w1", (H, D, M)), ("w2", (H, M, 5)), ("v", (H, 5, 4))):
+        want = torch.randn(shape, generator=g).mul_(0.02).clamp_(-0.04, 0.04)
+        got = heads.w1.permute(1, 0, 2) if name == "w1" else getattr(heads, name)
+        assert torch.equal(got, want), name
+    x = torch.randn(7, D)
+    heads(x).sum().backward()
+    assert heads.w1.grad.shape == (D, H, M) and heads.w1.grad.is_contiguous()
+
+
+def _load_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "heads.py"
+    spec = importlib.util.spec_from_file_location("_heads_benchmark", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_baseline_is_the_same_function_and_script_checks_loss(capsys):
+    import json
+
+    bench = _load_benchmark()
+    g = torch.Generator().manual_seed(0)
+    batched = BatchedHeads(12, 7, num_heads=3, hidden_dim=16, bottleneck_dim=8, generator=g)
+    with torch.no_grad():
+        for p in batched.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    listed = bench.ModuleListHeads(batched)
+    assert len(listed.heads) == 3
+    x = torch.randn(10, 12, generator=g)
+    torch.testing.assert_close(listed(x), batched(x), rtol=1e-5, atol=1e-6)
+    # FLOPs from first principles, counted by hand for a tiny case: rows = 2 pairs = 4
+    fl = bench.flops_per_step(H=2, D=3, C=5, pairs=2, hidden=4, bottleneck=2)
+    fwd = 2 * 4 * 2 * (3 * 4 + 4 * 2 + 2 * 5)
+    assert fl["student_forward"] == fwd == fl["teacher_forward"]
+    assert fl["student_backward"] == 2 * fwd - 2 * 4 * 2 * 3 * 4
+    rc = bench.main(["--heads", "2", "--dim", "16", "--clusters", "5", "--batch", "8", "--steps", "2",
+                     "--rounds", "2", "--breakdown", "1", "--glibc-mmap", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and res["loss_ok"] and res["max_relative_loss_difference"] <= 1e-5
+    assert res["config"]["large_allocations_from_heap"] is False
+    assert set(res["pairs_per_second"]) == {"batched", "modulelist"} and res["speedup"] > 0
+    assert len(res["speedup_rounds"]) == 2 and res["breakdown_seconds"]["gemm_only"] > 0

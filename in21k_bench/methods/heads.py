@@ -5,7 +5,8 @@ weight-normalised Linear(256, C, no bias)`` with a trainable per-cluster gain (S
 All heads run as ONE tensor program:
 
 * layer 1: the input is shared by every head, so the ``H`` first layers are one ``(B, D) x (D, H*512)``
-  matrix product (weights stored as ``(H, D, 512)``);
+  matrix product. The weights are stored as ``(D, H, 512)``, i.e. already in the layout of that GEMM:
+  ``w1.view(D, H*512)`` is free (no per-step permute/copy of the 6.3 M weights, nor of their gradient);
 * layer 2 and the cluster layer: ``torch.baddbmm`` / ``torch.bmm`` over the head dimension;
 * weight normalisation: the direction ``V`` (``(H, 256, C)``) is divided by its per-cluster norm and
   multiplied by the gain ``g`` (``(H, C)``, initialised to 1) in one fused expression.
@@ -40,7 +41,8 @@ __all__ = [
 class BatchedHeads(nn.Module):
     """``num_heads`` clustering heads evaluated together.
 
-    Parameters (all stacked over heads): ``w1 (H, D, 512)``, ``b1 (H, 512)``, ``w2 (H, 512, 256)``,
+    Parameters (all stacked over heads): ``w1 (D, H, 512)`` (input dimension first, see the module
+    docstring), ``b1 (H, 512)``, ``w2 (H, 512, 256)``,
     ``b2 (H, 256)``, ``v (H, 256, C)`` (weight-normalised direction of the cluster layer),
     ``g (H, C)`` (its gain). Weight decay applies to ``w1, w2, v`` only (:meth:`param_groups`).
     """
@@ -63,7 +65,7 @@ class BatchedHeads(nn.Module):
         self.hidden_dim = int(hidden_dim)
         self.bottleneck_dim = int(bottleneck_dim)
         H = self.num_heads
-        self.w1 = nn.Parameter(torch.empty(H, in_dim, hidden_dim))
+        self.w1 = nn.Parameter(torch.empty(in_dim, H, hidden_dim))
         self.b1 = nn.Parameter(torch.zeros(H, hidden_dim))
         self.w2 = nn.Parameter(torch.empty(H, hidden_dim, bottleneck_dim))
         self.b2 = nn.Parameter(torch.zeros(H, bottleneck_dim))
@@ -76,8 +78,15 @@ class BatchedHeads(nn.Module):
         """Normal(0, 0.02) weights clipped at +-2 std, zero biases, unit gains (close to the
         DINO-head initialisation that the TEMI reference code inherits; drawn from ``generator``
         so that a seed fixes the initialisation)."""
-        for w in (self.w1, self.w2, self.v):
-            w.copy_(torch.randn(w.shape, generator=generator).mul_(0.02).clamp_(-0.04, 0.04))
+        def trunc_normal(*shape: int) -> torch.Tensor:
+            return torch.randn(shape, generator=generator).mul_(0.02).clamp_(-0.04, 0.04)
+
+        H, D = self.num_heads, self.in_dim
+        # drawn head by head (H, D, 512) and stored input-first, so a seed gives the same heads
+        # whatever the storage layout
+        self.w1.copy_(trunc_normal(H, D, self.hidden_dim).permute(1, 0, 2))
+        self.w2.copy_(trunc_normal(*self.w2.shape))
+        self.v.copy_(trunc_normal(*self.v.shape))
         self.b1.zero_()
         self.b2.zero_()
         self.g.fill_(1.0)
@@ -98,9 +107,8 @@ class BatchedHeads(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"BatchedHeads: expected input (B, {self.in_dim}), got {tuple(x.shape)}")
         H, B = self.num_heads, x.shape[0]
-        # Layer 1: one GEMM for all heads, (B, D) @ (D, H*512).
-        w1 = self.w1.permute(1, 0, 2).reshape(self.in_dim, H * self.hidden_dim)
-        h = torch.addmm(self.b1.reshape(1, -1), x, w1)  # (B, H*512)
+        # Layer 1: one GEMM for all heads, (B, D) @ (D, H*512); both reshapes are views
+        h = torch.addmm(self.b1.reshape(1, -1), x, self.w1.reshape(self.in_dim, H * self.hidden_dim))  # (B, H*512)
         h = F.gelu(h).view(B, H, self.hidden_dim).transpose(0, 1)  # (H, B, 512)
         # Layer 2: batched over heads.
         z = torch.baddbmm(self.b2.unsqueeze(1), h, self.w2)  # (H, B, 256)
@@ -114,7 +122,7 @@ class BatchedHeads(nn.Module):
         """Logits ``(B, C)`` of one head only (prediction with the selected head)."""
         if not 0 <= head < self.num_heads:
             raise ValueError(f"BatchedHeads: head {head} out of range [0, {self.num_heads})")
-        h = F.gelu(torch.addmm(self.b1[head], x, self.w1[head]))
+        h = F.gelu(torch.addmm(self.b1[head], x, self.w1[:, head]))
         z = F.normalize(torch.addmm(self.b2[head], h, self.w2[head]), dim=-1)
         v = self.v[head]
         return z @ (v * (self.g[head] / v.norm(dim=0).clamp_min(1e-12)))
