@@ -226,7 +226,7 @@ def _imagenet1k_val(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
             for f in files:
                 found[f] = f"{rel}/{f}"
     names = df["sample_id"].str.rsplit("/", n=1).str[-1]
-    df["path"] = names.map(found).fillna("")
+    df["path"] = [found.get(n, "") for n in names]
     df.attrs["mismatches"] = {"missing_files": int((df["path"] == "").sum())}
     return df
 
