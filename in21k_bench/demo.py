@@ -3,7 +3,7 @@
 The default data set is *simulated* ImageNet-21K features (:mod:`in21k_bench.features.simulate`):
 the 155 classes of the ``in21k`` benchmark under "dog" (n02084071) -- a 6-level subtree of the MIIL
 tree, so the hierarchy-aware metrics (top-1 -> L, top-5 -> L) mean something -- with class means that
-follow the tree, class sizes that follow the real (estimated) per-class counts scaled by 0.05, and
+follow the tree, class sizes that follow the real (estimated) per-class counts scaled by 0.1, and
 several anisotropic sub-modes per class. Nothing is downloaded. ``--subtree ''`` simulates a whole
 benchmark; ``--dataset digits`` runs the same pipeline on scikit-learn's real 8x8 digit images.
 
@@ -33,12 +33,12 @@ class DemoConfig:
     dataset: str = "simulated"  # "simulated" or "digits"
     benchmark: str = "in21k"
     subtree: str | None = "n02084071"  # dog: 155 classes, 6 levels
-    scale: float = 0.05  # fraction of the (estimated) per-class train counts
+    scale: float = 0.1  # fraction of the (estimated) per-class train counts
     val_scale: float = 0.4  # fraction of the 50 val images per class
     dim: int = 64
     methods: tuple[str, ...] = METHODS
     knn: int = 5
-    epochs: int = 10
+    epochs: int = 12
     heads: int = 4
     temi_batch: int = 256
     temi_lr: float = 4e-3  # base lr per 256 samples (scaled by batch / 256)
