@@ -224,7 +224,7 @@ def _score_input(model: str) -> InputSpec:
         model,
         f"scores-{model}.parquet",
         f"a per-class score file (wnid, score: linear-probe val accuracy under {_MODEL_DESC[model]})",
-        f"in21k-bench probe --features FEATURES_DIR --benchmark in21k --out scores-{model}.parquet",
+        f"in21k-bench probe --features FEATURES_DIR --benchmark in21k --out probe-{model}/ (writes probe-{model}/class_scores.parquet)",
         f"in21k-bench download {model}-1k --scores",
     )
 
