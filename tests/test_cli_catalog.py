@@ -8,17 +8,10 @@ import sys
 
 import pytest
 
-from in21k_bench.cli import main
+from conftest import run_cli
 
 
-def run(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_cli
 
 
 def test_list_json(capsys):

@@ -6,17 +6,10 @@ import json
 
 import numpy as np
 
-from in21k_bench.cli import main
+from conftest import run_cli
 
 
-def _run(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_run = run_cli
 
 
 def test_demo_runs_all_methods_and_reports_hierarchy_metrics(tmp_path, capsys):

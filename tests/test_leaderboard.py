@@ -12,21 +12,14 @@ import pytest
 from pydantic import BaseModel
 
 from in21k_bench import leaderboard as lb
-from in21k_bench.cli import main
+from conftest import run_cli
 from in21k_bench.fileio import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "leaderboard"
 
 
-def run(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_cli
 
 
 # --------------------------------------------------------------------------------------------
