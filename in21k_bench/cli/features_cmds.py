@@ -11,7 +11,7 @@ import typer
 
 from ._apps import app, features_app, fit_app
 
-DEVICE_HELP = "auto (GPU when available), cpu or cuda."
+from ._common import DEVICE_HELP, open_features_and_benchmark
 
 
 def _print_json(obj) -> None:
@@ -159,15 +159,9 @@ def fit_kmeans_cmd(
 ) -> None:
     """Spherical k-means on train, val assigned to the nearest centroids (top-5); predictions for `evaluate`."""
     from ..errors import InvalidInputError
-    from ..features.store import open_features
     from ..methods.kmeans import run_kmeans
 
-    train, val = open_features(features)
-    bench = None
-    if benchmark:
-        from ..benchmark import load
-
-        bench = load(benchmark)
+    train, val, bench = open_features_and_benchmark(features, benchmark)
     if num_clusters is None:
         num_clusters = bench.num_classes if bench is not None else train.meta.get("num_classes")
         if num_clusters is None:

@@ -16,7 +16,7 @@ import typer
 
 from ._apps import app, fit_app
 
-DEVICE_HELP = "auto (GPU when available), cpu or cuda."
+from ._common import DEVICE_HELP, open_features_and_benchmark
 
 
 def _print_json(obj) -> None:
@@ -28,16 +28,10 @@ def _fit(method: str, features: Path, benchmark: Optional[str], out: Path, num_c
          lr: float, seed: int, momentum_final: Optional[float], save_probs: Optional[bool], resume: bool,
          device: str, json_out: bool) -> None:
     from ..errors import InvalidInputError
-    from ..features.store import open_features
     from ..methods.train import fit, init_distributed, paper_defaults
 
     dist = init_distributed(device)
-    train, val = open_features(features)
-    bench = None
-    if benchmark:
-        from ..benchmark import load
-
-        bench = load(benchmark)
+    train, val, bench = open_features_and_benchmark(features, benchmark)
     name = bench.name if bench is not None else (train.meta.get("benchmark") or "")
     if num_clusters is None:
         num_clusters = bench.num_classes if bench is not None else train.meta.get("num_classes")
@@ -134,16 +128,10 @@ def probe_cmd(
     import numpy as np
 
     from ..errors import InvalidInputError
-    from ..features.store import open_features
     from ..fileio import write_json
     from ..methods.probe import linear_probe, write_class_scores
 
-    train, val = open_features(features)
-    bench = None
-    if benchmark:
-        from ..benchmark import load
-
-        bench = load(benchmark)
+    train, val, bench = open_features_and_benchmark(features, benchmark)
     if bench is not None:
         ytr, yva, c = bench.train_labels(), bench.val_labels(), bench.num_classes
         classes = bench.classes.sort_values("label")
