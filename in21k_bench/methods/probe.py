@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from ..errors import InvalidInputError
 from ..fileio import atomic_path
-from .train import _resolve_device, as_features
+from ..device import resolve_device
+from .train import as_features
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_WDS", "ProbeResult", "linear_probe", "write_class_scores"]
 
@@ -102,7 +103,7 @@ def linear_probe(
         raise InvalidInputError(f"probe: expected at least 2 classes, got {c}")
     ytr = torch.from_numpy(_labels(train_y, tr.num_rows, c, "train"))
     yva = _labels(val_y, va.num_rows, c, "val")
-    dev = _resolve_device(device)
+    dev = torch.device(resolve_device(device, engine="torch"))
     grid = [(lr, wd) for lr in lrs for wd in weight_decays]
     g_count, d = len(grid), int(tr.dim)
     lr_t = torch.tensor([p[0] for p in grid], dtype=torch.float32, device=dev).view(g_count, 1, 1)
