@@ -2,7 +2,7 @@
 
 Measures ACC (Hungarian, on val) against the number of optimizer steps, the batch size, the peak
 learning rate and its schedule (cosine to ~0 vs constant after warm-up), the number of neighbours k,
-the first-epoch freeze of the cluster layer and normalised vs raw inputs -- one factor at a time
+the first-epoch freeze of the cluster layer, normalised vs raw inputs and the teacher's EMA momentum -- one factor at a time
 around a centre setting -- for both methods on two data sets:
 
 * ``digits``: scikit-learn's digits, 1,442 train / 355 val real 8x8 images, 64 raw pixel values
@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DOG = "n02084071"
 CENTRE = {
-    "digits": {"steps": 2000, "batch": 64, "peak_lr": 1e-3, "schedule": "constant", "freeze": 1, "input": "l2", "k": 20},
-    "sim": {"steps": 2000, "batch": 128, "peak_lr": 1e-3, "schedule": "constant", "freeze": 1, "input": "l2", "k": 10},
+    "digits": {"steps": 2000, "batch": 64, "peak_lr": 1e-3, "schedule": "constant", "freeze": 1, "input": "l2", "k": 20, "momentum": 0.996},
+    "sim": {"steps": 2000, "batch": 128, "peak_lr": 1e-3, "schedule": "constant", "freeze": 1, "input": "l2", "k": 10, "momentum": 0.996},
 }
 FACTORS = {
     "steps": [250, 500, 1000, 2000, 4000],
@@ -49,6 +49,7 @@ FACTORS = {
     "k": [5, 10, 20, 50],
     "freeze": [0, 1],
     "input": ["l2", "raw"],
+    "momentum": [0.99, 0.996],
 }
 
 
@@ -104,7 +105,7 @@ def jobs(datasets: list[str], methods: list[str], seeds: int, info: dict) -> lis
     return out
 
 
-INPUT_KEYS = ("dataset", "method", "seed", "steps", "batch", "peak_lr", "schedule", "freeze", "input", "k")
+INPUT_KEYS = ("dataset", "method", "seed", "steps", "batch", "peak_lr", "schedule", "freeze", "input", "k", "momentum")
 
 
 def job_key(j: dict) -> str:
@@ -137,7 +138,8 @@ def run_job(job: dict, work: str, heads: int) -> dict:
         epochs = max(1, math.ceil(job["steps"] / spe))
         cfg = TrainConfig(method=job["method"], num_clusters=c, num_heads=heads, epochs=epochs, batch_size=job["batch"],
                           knn=job["k"], base_lr=job["peak_lr"] * 256 / job["batch"], seed=job["seed"],
-                          lr_schedule=job["schedule"], freeze_last_layer_epochs=job["freeze"], input_norm=job["input"])
+                          lr_schedule=job["schedule"], freeze_last_layer_epochs=job["freeze"], input_norm=job["input"],
+                          teacher_momentum=job.get("momentum", 0.996))
         with open(os.devnull, "w") as quiet:
             old, sys.stderr = sys.stderr, quiet
             try:
@@ -156,7 +158,11 @@ def run_job(job: dict, work: str, heads: int) -> dict:
 def load_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in rows:  # rows written before the momentum factor existed ran at the default 0.996
+        if r["method"] != "kmeans":
+            r.setdefault("momentum", 0.996)
+    return rows
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -186,7 +192,7 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    factors = ["steps", "batch", "peak_lr", "k", "schedule", "freeze", "input"]
+    factors = ["steps", "batch", "peak_lr", "k", "schedule", "freeze", "input", "momentum"]
     dsets = list(summary)
     fig, axes = plt.subplots(len(dsets), len(factors), figsize=(3.0 * len(factors), 2.8 * len(dsets)), squeeze=False)
     for i, ds in enumerate(dsets):

@@ -113,9 +113,11 @@ def linear_probe(
     mw, mb = torch.zeros_like(w), torch.zeros_like(b)
     gen = torch.Generator().manual_seed(seed)
     n = int(tr.num_rows)
-    bar = tqdm(total=epochs * n, unit="row", unit_scale=True, file=sys.stderr, desc="probe",
-               disable=(None if progress is None else not progress), leave=False)
+    steps = sum(-(-(min(lo + chunk_rows, n) - lo) // int(batch_size)) for lo in range(0, n, chunk_rows))
+    tty = sys.stderr.isatty()
     for _epoch in range(epochs):
+        bar = tqdm(total=steps, unit="step", file=sys.stderr, desc=f"probe epoch {_epoch + 1}/{epochs}",
+                   disable=progress is False, leave=False, mininterval=0.5 if tty else 30.0)
         for rows, x in _batches(tr, n, batch_size, gen, chunk_rows):
             xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
             yt = ytr[rows].to(dev)
@@ -128,8 +130,8 @@ def linear_probe(
                 mb.mul_(momentum).add_(gb)  # no weight decay on the bias
                 w.sub_(lr_t * mw)
                 b.sub_(lr_t * mb)
-            bar.update(len(rows))
-    bar.close()
+            bar.update(1)
+        bar.close()
     correct = np.zeros((g_count, va.num_rows), dtype=bool)
     with torch.no_grad():
         for start, x in va.iter_chunks(65536, normalize=True):
