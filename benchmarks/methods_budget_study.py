@@ -228,6 +228,8 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", default="digits,sim")
     ap.add_argument("--methods", default="temi,scanv2")
     ap.add_argument("--factors", default=",".join(FACTORS), help="Subset of factors to run.")
+    ap.add_argument("--only", default=None,
+                    help="Run only these points, in this order: 'method:factor=value;...' (e.g. 'temi:steps=4000;scanv2:k=50').")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
@@ -242,6 +244,23 @@ def main(argv=None) -> int:
         factors = set(args.factors.split(","))
         todo = [j for j in jobs(args.datasets.split(","), args.methods.split(","), args.seeds, info)
                 if (j["factor"] in factors or j["method"] == "kmeans") and job_key(j) not in done]
+        if args.only:
+            want = []
+            for item in args.only.split(";"):
+                method, fv = item.split(":")
+                f, v = fv.split("=")
+                want.append((method, f, v))
+
+            def rank(j):
+                for i, (m, f, v) in enumerate(want):
+                    if j["method"] == m and str(j.get(f)) == v and all(
+                            j.get(g) == CENTRE[j["dataset"]][g] for g in CENTRE[j["dataset"]] if g != f):
+                        return i
+                return None
+
+            todo = sorted((j for j in jobs(args.datasets.split(","), args.methods.split(","), args.seeds, info)
+                           if j["method"] == "kmeans" or rank(j) is not None), key=lambda j: -1 if j["method"] == "kmeans" else rank(j))
+            todo = [j for j in todo if job_key(j) not in done]
         # the centre point is in every factor's list: run it once
         _log(f"{len(todo)} runs to do on {args.workers} worker(s)")
         args.out.parent.mkdir(parents=True, exist_ok=True)

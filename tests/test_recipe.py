@@ -39,7 +39,7 @@ def test_adapted_defaults_guarantee_steps_and_a_batch_that_fits(method, n, c):
     r = R.default_config(method, n, c)
     cfg = r.config
     assert r.regime == "adapted"
-    assert cfg.batch_size <= max(n // R.MIN_STEPS_PER_EPOCH, min(R.MIN_BATCH, n))
+    assert cfg.batch_size <= max(n // (R.MIN_STEPS_PER_EPOCH if method == "temi" else 8), min(R.MIN_BATCH, n))
     assert cfg.batch_size <= (512 if method == "temi" else 4096)
     steps = (n // cfg.batch_size) * cfg.epochs
     assert steps >= R.MIN_STEPS or cfg.epochs == R.MAX_EPOCHS

@@ -45,21 +45,26 @@ __all__ = [
 ]
 
 MIN_STEPS = 2000
-MIN_STEPS_PER_EPOCH = 16
+MIN_STEPS_PER_EPOCH = 64
 MIN_BATCH = 64
+SCANV2_BATCH_PER_CLUSTER = 4
+ADAPTED_HEADS = 8
+ADAPTED_TEACHER_MOMENTUM = 0.99
 MAX_EPOCHS = 2000
 ADAPTED_PEAK_LR = 1e-3
 ADAPTED_SCHEDULE = "constant"
 ADAPTED_FREEZE_EPOCHS = 1.0
-K_PER_CLASS_DIVISOR = 10
+K_PER_CLASS_DIVISOR = 3
 K_MIN = 5
 #: a store with at least this fraction of its benchmark's training rows counts as full size
 FULL_SIZE_FRACTION = 0.5
 
 RULE = (
-    f"batch = min(paper batch, pow2 <= N/{MIN_STEPS_PER_EPOCH}); epochs = max(paper epochs, "
-    f"ceil({MIN_STEPS} / (N // batch))) (<= {MAX_EPOCHS}); peak lr {ADAPTED_PEAK_LR:g} ({ADAPTED_SCHEDULE} after warm-up); "
-    f"cluster layer frozen for {ADAPTED_FREEZE_EPOCHS:g} epoch; k = clamp(N / (C * {K_PER_CLASS_DIVISOR}), {K_MIN}, {TEMI_DEFAULT_K})"
+    f"batch = min(paper batch, max({MIN_BATCH}, pow2 <= N/{MIN_STEPS_PER_EPOCH}); SCANv2 also >= {SCANV2_BATCH_PER_CLUSTER}C "
+    f"while <= N/8); epochs = max(paper epochs, ceil({MIN_STEPS} / (N // batch))) (<= {MAX_EPOCHS}); peak lr "
+    f"{ADAPTED_PEAK_LR:g} ({ADAPTED_SCHEDULE} after warm-up); teacher EMA momentum {ADAPTED_TEACHER_MOMENTUM}; "
+    f"{ADAPTED_HEADS} heads; cluster layer frozen for {ADAPTED_FREEZE_EPOCHS:g} epoch; "
+    f"k = clamp(N / (C * {K_PER_CLASS_DIVISOR}), {K_MIN}, {TEMI_DEFAULT_K})"
 )
 
 
@@ -74,7 +79,7 @@ class Recipe:
     def settings(self) -> dict:
         """The record written to ``fit.json``: regime, reason, rule and each setting with its source."""
         cfg = self.config.to_dict()
-        keys = ("batch_size", "epochs", "num_heads", "knn", "base_lr", "lr_schedule", "min_lr", "warmup_epochs",
+        keys = ("batch_size", "epochs", "num_heads", "knn", "base_lr", "lr_schedule", "min_lr", "warmup_epochs", "teacher_momentum",
                 "freeze_last_layer_epochs", "input_norm", "seed")
         return {
             "regime": self.regime,
@@ -89,7 +94,7 @@ class Recipe:
         c = self.config
         opt = [k for k, v in self.sources.items() if v == "option"]
         return (f"{c.method} settings ({self.regime}: {self.reason}): batch {c.batch_size}, {c.epochs} epochs, "
-                f"{c.num_heads} heads, k {c.knn}, peak lr {c.lr:.3g} ({c.lr_schedule}), "
+                f"{c.num_heads} heads, k {c.knn}, peak lr {c.lr:.3g} ({c.lr_schedule}), teacher momentum {c.teacher_momentum}, "
                 f"cluster layer frozen {c.freeze_last_layer_epochs:g} epoch(s), inputs {c.input_norm}"
                 + (f"; from options: {', '.join(sorted(opt))}" if opt else ""))
 
@@ -137,10 +142,14 @@ def default_config(
                 else f"custom features, {n:,} train rows")
         reason = f"{what}; the paper's batch/epochs would give {max(n // cfg.batch_size, 0) * cfg.epochs:,} steps"
         min_steps = MIN_STEPS
-        batch = min(cfg.batch_size, _pow2_floor(n / MIN_STEPS_PER_EPOCH))
-        batch = max(batch, min(MIN_BATCH, _pow2_floor(n)))
+        batch = max(_pow2_floor(n / MIN_STEPS_PER_EPOCH), min(MIN_BATCH, _pow2_floor(n)))
+        if method == "scanv2":  # the entropy term estimates the cluster marginal: B >> C where N allows
+            batch = max(batch, min(_pow2_floor(SCANV2_BATCH_PER_CLUSTER * num_clusters - 1) * 2, _pow2_floor(n / 8)))
+        batch = min(cfg.batch_size, batch, _pow2_floor(n))
         if batch != cfg.batch_size:
             cfg.batch_size, sources["batch_size"] = batch, "adapted"
+        cfg.num_heads, sources["num_heads"] = ADAPTED_HEADS, "adapted"
+        cfg.teacher_momentum, sources["teacher_momentum"] = ADAPTED_TEACHER_MOMENTUM, "adapted"
         cfg.base_lr, sources["base_lr"] = ADAPTED_PEAK_LR * 256.0 / batch, "adapted"
         cfg.lr_schedule, sources["lr_schedule"] = ADAPTED_SCHEDULE, "adapted"
         cfg.freeze_last_layer_epochs, sources["freeze_last_layer_epochs"] = ADAPTED_FREEZE_EPOCHS, "adapted"

@@ -451,7 +451,8 @@ def fit(
                 "pairs_per_second": round(steps * cfg.batch_size / max(time.perf_counter() - t0, 1e-9), 1),
             }
             history.append(rec)
-            if is_main and (progress is not False):
+            every = max(1, math.ceil(cfg.epochs / 50))  # at most ~50 epoch lines on small sets with many epochs
+            if is_main and (progress is not False) and ((epoch + 1) % every == 0 or epoch + 1 == cfg.epochs):
                 left = (cfg.epochs - epoch - 1) * rec["seconds"]
                 print(
                     f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} best head "
