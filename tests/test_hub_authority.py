@@ -134,3 +134,112 @@ def test_index_disagreement_is_pure():
     hub_index["versions"][VERSION]["files"][f"{VERSION}/tiny/labels.parquet"]["size"] += 1
     assert "benchmark 'tiny' (v1)" in hub.index_disagreement(hub_index, ours, VERSION, "tiny")
     assert json.dumps(ours, sort_keys=True) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# offline fails fast: an unreachable endpoint is detected by one probe, not by the client's retries
+# --------------------------------------------------------------------------------------------------
+
+
+def _dead_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return port
+
+
+class _Silent:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def _point_at(monkeypatch, url: str) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+
+
+def test_unreachable_endpoint_fails_at_once(hub_env, monkeypatch, capsys):
+    import time
+
+    _point_at(monkeypatch, f"http://127.0.0.1:{_dead_port()}")
+    t0 = time.perf_counter()
+    code, out, err = run_cli(["download", "tiny"], capsys)
+    elapsed = time.perf_counter() - t0
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Retrying" not in err
+    assert "is unreachable (ConnectError" in err and "HF_ENDPOINT" in err and "HF_HUB_OFFLINE=1" in err
+    assert elapsed < 5.0, elapsed  # was ~25 s of client retries
+
+
+def test_endpoint_that_accepts_and_hangs_fails_in_seconds(hub_env, monkeypatch):
+    import time
+
+    from in21k_bench.errors import HubOfflineError
+
+    silent = _Silent()
+    try:
+        _point_at(monkeypatch, f"http://127.0.0.1:{silent.port}")
+        t0 = time.perf_counter()
+        with pytest.raises(HubOfflineError, match=r"is unreachable \(ReadTimeout"):
+            hub.download_manifest("tiny", VERSION)
+        assert time.perf_counter() - t0 < hub.fetch.PROBE_TIMEOUT + 4.0
+    finally:
+        silent.close()
+
+
+def test_unreachable_endpoint_serves_a_warm_cache(hub_env, monkeypatch):
+    import time
+
+    first = hub.download_manifest("tiny", VERSION)
+    hub_env.stop()
+    t0 = time.perf_counter()
+    assert hub.download_manifest("tiny", VERSION) == first  # tag revision resolved from the cache
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_cli_offline_subprocess_is_fast(tmp_path):
+    """The real console script, nothing monkeypatched: HF_ENDPOINT on a port where nothing listens."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{_dead_port()}", "HF_HOME": str(tmp_path / "hf")}
+    env.pop("HF_HUB_OFFLINE", None)
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", "from in21k_bench.cli import main; main()", "download", "tiny"], env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - t0
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "unreachable" in p.stderr, p.stderr
+    assert elapsed < 15.0, elapsed  # interpreter start-up included; the client's retries alone took ~25 s
