@@ -137,6 +137,7 @@ def _verified(**over):
         package_version="0.1.0",
         num_runs=2,
         predictions_sha256=[SHA, "b" * 64],
+        predictions=["temi-test/run-1.npy", "hf://datasets/org/preds@v1/temi/run-2.npy"],
         metrics={"acc": {"mean": 0.5, "std": float(np.std([0.4, 0.6], ddof=1)), "runs": [0.4, 0.6]}},
         status="verified",
         date="2025-01-02",
@@ -166,6 +167,10 @@ def test_schema_accepts_a_valid_record_and_roundtrips():
         ({"benchmark_version": "1"}, "benchmark_version"),
         ({"status": "reported", "predictions_sha256": []}, "source"),
         ({"paper_url": "ftp://x"}, "http(s) URL"),
+        ({"predictions": []}, "verified entry: expected one prediction file location per run"),
+        ({"predictions": ["a.npy"]}, "one predictions path per run"),
+        ({"predictions": ["a.npy", "hf://datasets/org@v1/x.npy"]}, "expected a hub path hf://datasets/ORG/NAME@REVISION/PATH"),
+        ({"status": "unchecked", "package_version": None}, "unchecked entry: expected the package_version"),
     ],
 )
 def test_schema_rejects(over, fragment, tmp_path):

@@ -16,6 +16,10 @@ from .schema import METRICS, PERCENT_METRICS, SCHEMA_VERSION, MetricStat, Submis
 from .store import default_root, load_submissions
 
 
+#: Entry statuses in display order: re-scorable, scored but not re-scorable, published numbers.
+STATUSES = ("verified", "unchecked", "reported")
+
+
 def benchmark_order() -> list[tuple[str, str]]:
     """(name, family) of every registered benchmark, registry order."""
     return [(d.name, d.family) for d in list_definitions()]
@@ -90,7 +94,9 @@ def render_markdown(subs: Sequence[Submission]) -> str:
         "",
         "Accuracies (ACC, top-k→1/L, majority ACC) and ECE in **%**, NMI and ARI as fractions; "
         "mean ± std (ddof=1) over runs. **Verified** entries were scored by `in21k-bench submit` from "
-        "prediction files whose sha256 is recorded; **reported** entries copy published numbers (source given). "
+        "prediction files whose sha256 is recorded, and `leaderboard check` re-scores them from those files; "
+        "**unchecked** entries were scored by `submit` but their prediction files are not available, so nobody "
+        "can re-score them; **reported** entries copy published numbers (source given). "
         "`UB` marks supervised upper bounds (linear probe on the same features), listed after the clustering methods. "
         "Interactive version: [site/index.html](site/index.html). How to submit: [docs/leaderboard.md](../docs/leaderboard.md).",
         "",
@@ -103,12 +109,14 @@ def render_markdown(subs: Sequence[Submission]) -> str:
     for bench, version, family, entries in groups:
         listed.add(bench)
         out += [f"## {bench} ({version})", "", f"Family: {family}.", ""]
-        for status in ("verified", "reported"):
+        for status in STATUSES:
             part = [e for e in entries if e.status == status]
             part = [e for e in part if not e.supervised] + [e for e in part if e.supervised]
             if not part:
                 continue
             out += [f"### {status.capitalize()}", ""]
+            if status == "unchecked":
+                out += ["Scored by `in21k-bench submit`, but the prediction files are not available to re-score them.", ""]
             out += _md_table(part, status, sources)
             out.append("")
     missing = [n for n, _ in benchmark_order() if n not in listed]
