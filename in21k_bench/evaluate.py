@@ -16,7 +16,6 @@ benchmark, what was expected and what was found. Files are never unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import InvalidInputError
 from .metrics import MATCHING, NUM_ECE_BINS, REAL_DRAWS, compute_metrics
+from .predictions import PredictionArrays, PredictionTable, array_sha256, load_predictions, npy_to_arrays
 
 PROB_SUM_TOL = 1e-3  # |sum_k p_ik - 1| allowed per row (float32 softmax over 10,450 classes is ~1e-5 off)
 PROB_ARGMAX_TOL = 1e-6  # a given top-1 must have probability >= row max - this
 TOP_K = 5
 _CHUNK_ROWS = 8192
-_NPY_MAGIC = b"\x93NUMPY"
 MAX_CLUSTERS = 1 << 24  # K bound: metrics allocate O(K) arrays, so a stray huge id must not mean terabytes
 
 __all__ = ["EvaluationResult", "PredictionArrays", "evaluate", "load_predictions", "per_label_sets", "validate_predictions", "PROB_SUM_TOL"]
@@ -141,16 +140,6 @@ class EvaluationResult(BaseModel):
 
 
 @dataclass
-class PredictionArrays:
-    """Raw prediction arrays before validation (any may be None; at least one of them is needed)."""
-
-    top1: Any = None
-    topk: Any = None
-    probs: Any = None
-    confidence: Any = None
-
-
-@dataclass
 class ValidPredictions:
     top1: np.ndarray  # int64 (N,)
     topk: np.ndarray | None  # int64 (N, k)
@@ -174,16 +163,7 @@ class ValidPredictions:
     def sha256(self) -> str:
         """sha256 over the ``.npy`` serialisation of the given arrays (top1, topk, probs, confidence in
         that order); for one array this equals the sha256 of the file ``np.save`` writes."""
-        h = hashlib.sha256()
-
-        class _W:
-            def write(self, b):
-                h.update(b)
-
-        for a in (self.raw.top1, self.raw.topk, self.raw.probs, self.raw.confidence):
-            if a is not None:
-                np.lib.format.write_array(_W(), np.asanyarray(a), allow_pickle=False)
-        return h.hexdigest()
+        return array_sha256(self.raw)
 
 
 def _kind(a: np.ndarray) -> str:
@@ -377,59 +357,6 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
 # files
 
 
-def _open_npy(path: Path, what: str) -> np.ndarray:
-    """Memory-map a ``.npy`` after checking its header ourselves (never unpickles)."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            magic = f.read(len(_NPY_MAGIC))
-            if magic != _NPY_MAGIC:
-                kind = "pickled data" if magic[:1] == b"\x80" else "no NUMPY magic bytes"
-                raise InvalidInputError(f"{what}: expected a .npy array file at {path}, found {kind} (files are never unpickled)")
-            f.seek(0)
-            try:
-                major, minor = np.lib.format.read_magic(f)
-                reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-                header = reader(f)  # (shape, fortran, dtype)
-            except (ValueError, EOFError, OSError) as exc:
-                raise InvalidInputError(f"{what}: expected a complete .npy header in {path}, found a truncated or corrupt one ({exc})") from None
-            shape, _fortran, dtype = header
-            if dtype.hasobject:
-                raise InvalidInputError(f"{what}: expected a numeric .npy in {path}, found object dtype (pickled arrays are never loaded)")
-            need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if size < need:
-            raise InvalidInputError(f"{what}: expected {need} bytes for a {dtype} {tuple(shape)} array in {path}, found {size} (truncated file)")
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except InvalidInputError:
-        raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise InvalidInputError(f"{what}: expected a readable .npy file at {path}, found an unreadable one ({exc.__class__.__name__}: {exc})") from None
-    if a.dtype.fields is not None or a.dtype.kind not in "biuf":
-        raise InvalidInputError(f"{what}: expected a numeric .npy array in {path}, found dtype {a.dtype}")
-    return a
-
-
-def _npy_to_arrays(a: np.ndarray, what: str) -> PredictionArrays:
-    if a.ndim == 1:
-        return PredictionArrays(top1=np.asarray(a))
-    if a.ndim == 2 and a.dtype.kind == "f":
-        return PredictionArrays(probs=a)
-    if a.ndim == 2:
-        return PredictionArrays(topk=np.asarray(a))
-    raise InvalidInputError(f"{what}: expected a .npy of shape (N,), (N, k) or (N, K), found {a.ndim}-d array of shape {tuple(a.shape)}")
-
-
-def _sha_many(paths: list[Path]) -> str:
-    from .fileio import sha256_file
-
-    if len(paths) == 1:
-        return sha256_file(paths[0])
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(f"{p.name}:{sha256_file(p)}\n".encode())
-    return h.hexdigest()
-
-
 def _parse_list_column(col, what: str, name: str) -> np.ndarray:
     vals = col.tolist()
     try:
@@ -499,48 +426,6 @@ def _table_to_arrays(df, what: str, expected_ids: np.ndarray | None, allowed_ids
     return out
 
 
-def load_predictions(path: str | os.PathLike, what: str = "predictions") -> tuple[PredictionArrays, str, str]:
-    """Read a prediction file or folder -> (arrays, kind, sha256). ``kind`` is ``npy`` / ``folder`` /
-    ``table``; tables still have to be ordered by id (see :func:`evaluate`)."""
-    path = Path(path)
-    if not path.exists():
-        raise InvalidInputError(f"{what}: expected a predictions file or folder, found nothing at {path}")
-    if path.is_dir():
-        files = {n: path / f"{n}.npy" for n in ("top1", "top5", "probs") if (path / f"{n}.npy").is_file()}
-        if not files:
-            raise InvalidInputError(f"{what}: expected top1.npy, top5.npy or probs.npy in folder {path}, found none")
-        arrays = PredictionArrays()
-        for n, p in files.items():
-            a = _open_npy(p, what)
-            sub = _npy_to_arrays(a, what)
-            if n == "top1":
-                if sub.top1 is None:
-                    raise InvalidInputError(f"{what}: expected top1.npy of shape (N,), found {_kind(a)}")
-                arrays.top1 = sub.top1
-            elif n == "top5":
-                if sub.topk is None:
-                    raise InvalidInputError(f"{what}: expected top5.npy as int (N, k), found {_kind(a)}")
-                arrays.topk = sub.topk
-            else:
-                if sub.probs is None:
-                    raise InvalidInputError(f"{what}: expected probs.npy as float (N, K), found {_kind(a)}")
-                arrays.probs = sub.probs
-        return arrays, "folder", _sha_many(list(files.values()))
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        a = _open_npy(path, what)
-        return _npy_to_arrays(a, what), "npy", _sha_many([path])
-    if suffix in (".parquet", ".csv"):
-        import pandas as pd
-
-        try:
-            df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype={"sample_id": str})
-        except Exception as exc:  # pyarrow / pandas raise many types for corrupt files
-            raise InvalidInputError(f"{what}: expected a readable {suffix} table at {path}, found an unreadable file ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-        return PredictionArrays(top1=df), "table", _sha_many([path])  # top1 holds the frame until ordered
-    raise InvalidInputError(f"{what}: expected a .npy, .parquet or .csv file or a folder, found {path.name!r}")
-
-
 # ---------------------------------------------------------------------------------------------------
 # benchmark-bound evaluation
 
@@ -578,19 +463,22 @@ def evaluate(
 
     sha = None
     if isinstance(preds, (str, os.PathLike)):
-        arrays, kind, sha = load_predictions(preds, what)
+        arrays, sha = load_predictions(preds, what)
+        kind = "table" if isinstance(arrays, PredictionTable) else "files"
+        if kind == "table":
+            arrays = arrays.frame
     elif isinstance(preds, PredictionArrays):
         arrays, kind = preds, "arrays"
     elif isinstance(preds, pd.DataFrame):
-        arrays, kind = PredictionArrays(top1=preds), "table"
+        arrays, kind = preds, "table"
     else:
         a = _as_array(preds, what, "predictions")
-        arrays, kind = _npy_to_arrays(a, what), "arrays"
+        arrays, kind = npy_to_arrays(a, what), "arrays"
 
     rows = None
     n_expected, n_hint = n, f"{n} rows (val samples of {bench.name}, canonical order)"
     if kind == "table":
-        df = arrays.top1
+        df = arrays
         ids = _resolve_ids(sample_ids, bench, what)
         allowed = None
         if real and bench.imagenet1k is not None:
