@@ -33,7 +33,8 @@ class MetricSpec:
     ``key``: field name in results, JSON and submissions. ``label``: long display name (evaluation
     table). ``short``: column header (leaderboard, demo). ``percent``: a fraction displayed in %
     (otherwise 4 decimals). ``higher_is_better``: ranking direction. ``leaderboard``: shown as a
-    leaderboard column. ``description``: one line for schemas and docs.
+    leaderboard column. ``conditional``: reported only in some settings (tables omit it when absent).
+    ``description``: one line for schemas and docs.
     """
 
     key: str
@@ -42,6 +43,7 @@ class MetricSpec:
     higher_is_better: bool
     short: str = ""
     leaderboard: bool = True
+    conditional: bool = False
     description: str = ""
 
     @property
@@ -66,7 +68,7 @@ METRICS: tuple[MetricSpec, ...] = (
                description="adjusted Rand index of top-1 and labels"),
     MetricSpec("majority_acc", "majority-vote ACC (many-to-one)", True, True, "majority ACC",
                description="many-to-one ACC: every cluster takes its most frequent label (NOT the Hungarian ACC)"),
-    MetricSpec("acc_temi_overcluster", "over-clustering ACC (TEMI eval)", True, True, "TEMI over-cluster ACC", leaderboard=False,
+    MetricSpec("acc_temi_overcluster", "over-clustering ACC (TEMI eval)", True, True, "TEMI over-cluster ACC", leaderboard=False, conditional=True,
                description="K > C only: Hungarian map, then every unmatched cluster takes its majority label (as TEMI's evaluation code)"),
     MetricSpec("ece", f"ECE ({NUM_ECE_BINS} bins)", True, False, "ECE",
                description=f"expected calibration error, {NUM_ECE_BINS} equal-width bins of max-probability confidence, after f"),
