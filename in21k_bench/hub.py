@@ -3,7 +3,7 @@
 Layout of the dataset repository (see ``docs/hub.md``)::
 
     splits/index.json                           # the package index (sha256 + size of every manifest)
-    splits/<version>/<benchmark>/*.parquet      # the same files as ``in21k_bench/splits/``
+    splits/<version>/<benchmark>/*.parquet      # the same files as the package's ``splits/``
     relabels/<version>/<p-hzr|leaf-hzr>.parquet # sample-level relabel files
     scores/<version>/<clip|dinov2|sup>.parquet  # per-class probe-score files
     features/<backbone>/<train|val>/...         # feature stores (meta.json, index.parquet, shard-*.npy)
@@ -45,7 +45,7 @@ FEATURE_SPLITS = ("train", "val")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
-# Which package index to trust. ``None`` = the package's own ``in21k_bench/splits/`` (tests point it elsewhere).
+# Which package index to trust. ``None`` = the package's own ``splits/`` (tests point it elsewhere).
 SPLITS_INDEX_ROOT: Path | None = None
 
 
