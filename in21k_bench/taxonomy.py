@@ -1,7 +1,7 @@
 """The ImageNet-21K-P (winter 2021) taxonomy and the ImageNet-1K label files.
 
 Both are *built* from the raw sources by :func:`build_taxonomy_tables` (part of
-``in21k-bench build-manifests``) and committed as parquet under ``in21k_bench/splits/v1/taxonomy/``;
+``in21k-bench build-manifests``) and committed as parquet under ``splits/v1/taxonomy/``;
 :func:`load_taxonomy` and :func:`load_imagenet1k` read the committed files (sha256-checked through the
 splits index), so installed users never need the raw sources.
 
