@@ -3,7 +3,7 @@
 Layout of the dataset repository (see ``docs/hub.md``)::
 
     splits/index.json                           # the package index (sha256 + size of every manifest)
-    splits/<version>/<benchmark>/*.parquet      # the same files as ``in21k_bench/splits/``
+    splits/<version>/<benchmark>/*.parquet      # the same files as the package's ``splits/``
     relabels/<version>/<p-hzr|leaf-hzr>.parquet # sample-level relabel files
     scores/<version>/<clip|dinov2|sup>.parquet  # per-class probe-score files
     features/<backbone>/<train|val>/...         # feature stores (meta.json, index.parquet, shard-*.npy)

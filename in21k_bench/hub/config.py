@@ -20,7 +20,7 @@ FEATURE_SPLITS = ("train", "val")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
-# Which package index to trust. ``None`` = the package's own ``in21k_bench/splits/`` (tests point it elsewhere).
+# Which package index to trust. ``None`` = the package's own ``splits/`` (tests point it elsewhere).
 SPLITS_INDEX_ROOT: Path | None = None
 
 
