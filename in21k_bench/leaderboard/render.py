@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 from ..catalog import list_definitions
 from ..errors import In21kError, InvalidSubmissionError
 from ..fileio import write_json, write_text
+from ..metric_spec import LEADERBOARD_METRICS
 from .schema import METRICS, PERCENT_METRICS, SCHEMA_VERSION, MetricStat, Submission
 from .store import default_root, load_submissions
 
@@ -167,7 +168,7 @@ def page_data(subs: Sequence[Submission]) -> dict[str, Any]:
             )
     return {
         "schema_version": SCHEMA_VERSION,
-        "metrics": [{"key": k, "label": v, "percent": k in PERCENT_METRICS} for k, v in METRICS.items()],
+        "metrics": [{"key": m.key, "label": m.short, "percent": m.percent, "higher_is_better": m.higher_is_better} for m in LEADERBOARD_METRICS],
         "benchmarks": [{"name": n, "family": f} for n, f in order],
         "chart_families": [
             {"family": "frequency", "title": "Frequency family (tiny … huge)", "benchmarks": [n for n, f in order if f == "frequency"]},

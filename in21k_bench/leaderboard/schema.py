@@ -15,25 +15,16 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..metric_spec import LEADERBOARD_METRICS, RANK_METRIC
 from .predictions import is_remote, remote_problem
 
 SCHEMA_VERSION = 1
 
-#: Metric keys a submission may carry, in display order, with their column labels.
-METRICS: dict[str, str] = {
-    "acc": "ACC (top-1→1)",
-    "top1_L": "top-1→L",
-    "top5_1": "top-5→1",
-    "top5_L": "top-5→L",
-    "nmi": "NMI",
-    "ari": "ARI",
-    "majority_acc": "majority ACC",
-    "ece": "ECE",
-}
+#: Metric keys a submission may carry, in display order, with their column labels
+#: (the leaderboard columns of :data:`in21k_bench.metric_spec.METRICS`).
+METRICS: dict[str, str] = {m.key: m.short for m in LEADERBOARD_METRICS}
 #: Metrics displayed as percentages (fractions stored).
-PERCENT_METRICS = ("acc", "top1_L", "top5_1", "top5_L", "majority_acc", "ece")
-#: The metric entries are ranked by (descending).
-RANK_METRIC = "acc"
+PERCENT_METRICS: tuple[str, ...] = tuple(m.key for m in LEADERBOARD_METRICS if m.percent)
 
 #: Largest accepted submission JSON file and prediction file (bytes).
 MAX_SUBMISSION_BYTES = 64 * 1024
