@@ -279,8 +279,7 @@ def evaluate_arrays(
         lab = _check_labels(labels, preds.n, benchmark)
         C = int(num_classes) if num_classes is not None else (int(label_sets.shape[1]) if label_sets is not None else int(lab.max(initial=-1)) + 1)
         _check_sets(label_sets, preds.n, C, benchmark)
-        protocol = PerSampleSets(lab, label_sets) if label_sets is not None else FixedLabels(lab, C)
-    protocol.num_classes = C
+        protocol = PerSampleSets(lab, label_sets, C) if label_sets is not None else FixedLabels(lab, C)
     K = preds.num_clusters(num_clusters, C)
     res = score(preds.top1, protocol, num_clusters=K, topk=preds.topk, confidence=preds.confidence, num_draws=num_draws)
     return EvaluationResult.from_metrics(res, benchmark=benchmark, version=version, num_classes=C, num_clusters=K, k=preds.k, predictions_sha256=predictions_sha256 or preds.sha256())

@@ -379,9 +379,8 @@ def compute_metrics(
     elif label_matrix is not None:
         protocol = LabelAndAncestors(labels, label_matrix)
     elif label_sets is not None:
-        protocol = PerSampleSets(labels, label_sets)
+        protocol = PerSampleSets(labels, label_sets, C)
     else:
         protocol = FixedLabels(labels, C)
-    protocol.num_classes = C
     return score(top1, protocol, num_clusters=num_clusters, topk=topk, confidence=confidence, num_draws=num_draws, progress=progress)
 
