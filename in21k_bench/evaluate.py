@@ -30,11 +30,11 @@ import scipy.sparse as sp
 from .benchmark import Benchmark, load
 from .errors import InvalidInputError
 from .features.store import META, FeatureStore
+from .fileio import sha256_file
 from .label_protocol import REAL_DRAWS, FixedLabels, LabelProtocol, PerSampleSets, RealSets
 from .metrics import score
 from .prediction_table import check_id_classes, read_sample_ids, table_to_arrays
 from .predictions import PredictionArrays, PredictionTable, array_sha256, load_predictions, npy_to_arrays, open_npy
-from .fileio import sha256_file
 from .result import EvaluationResult
 from .validation import MAX_CLUSTERS, PROB_SUM_TOL, as_numeric_array, validate_predictions
 
