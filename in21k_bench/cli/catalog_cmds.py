@@ -89,8 +89,11 @@ def build_manifests_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rebuild the manifests deterministically from the raw sources (checks their sha256)."""
+    from ..fileio import check_output_dir
     from ..manifests import build_all
 
+    if out is not None:
+        check_output_dir(out, "build-manifests --out")  # before the build, which takes a while
     index = build_all(out_root=out, sources_dir=sources, version=version)
     v = index["versions"][version]
     summary = {"version": version, "files": len(v["files"]), "benchmarks": {k: e["status"] for k, e in v["benchmarks"].items()}}
