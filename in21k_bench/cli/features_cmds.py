@@ -35,18 +35,21 @@ def extract_cmd(
     pretrained: bool = typer.Option(True, "--pretrained/--random-init", help="Load pretrained weights (default) or keep random initialisation."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     workers: int = typer.Option(4, "--workers", min=0, help="DataLoader worker processes."),
-    shard_rows: int = typer.Option(65_536, "--shard-rows", min=1, help="Rows per shard (the resume granularity)."),
+    shard_rows: int = typer.Option(65_536, "--shard-rows", min=1, help="Rows per shard (the unit of resume and of work per process; use at least a few shards per process)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", min=1, help="Override the model's input size."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Extract features of a local image folder with a timm / open_clip backbone (resumable)."""
+    """Extract features of a local image folder with a timm / open_clip backbone (resumable; several
+    GPUs / nodes under torchrun, see docs/scale.md)."""
     from ..features.extract import extract_features
 
     stores = extract_features(
         images, out, backbone, splits=split, benchmark=benchmark, checkpoint=checkpoint, pretrained=pretrained,
         batch_size=batch_size, workers=workers, shard_rows=shard_rows, device=device, image_size=image_size,
     )
+    if not stores:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     info = {name: s.info() for name, s in stores.items()}
     if json_out:
         _print_json(info)
