@@ -121,6 +121,20 @@ def init(device: object = "auto", engine: str = "torch") -> Dist:
     return Dist(td.get_rank(), td.get_world_size(), local, dev)
 
 
+#: Test hook: ``IN21K_BENCH_FAULT_KILL_AFTER=<stage>:<k>`` makes the process that finishes unit ``k``
+#: of ``stage`` (``extract``, ``embed``, ``walk``, ``knn``) kill itself with SIGKILL right after it
+#: is on disk -- how the tests simulate a node failure.
+FAULT_ENV = "IN21K_BENCH_FAULT_KILL_AFTER"
+
+
+def fault_point(stage: str, k: int) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if spec and spec == f"{stage}:{k}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def my_units(units: Sequence[int], dist: Dist) -> list[int]:
     """This rank's share of ``units`` (sorted unit ids still to do): round-robin, ``units[rank::world]``."""
     return list(units)[dist.rank :: dist.world_size]

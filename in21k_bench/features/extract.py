@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..distributed import Dist, init as init_distributed, my_units
+from ..distributed import Dist, fault_point, init as init_distributed, my_units
 from ..errors import In21kError, InvalidInputError
 from ..fileio import atomic_path, check_output_dir, write_json
 from .parts import ShardedBuild
@@ -206,6 +206,7 @@ def extract_split(
                 have += take
                 if have == b - a:
                     build.write_shard(mine[k], np.concatenate(buf), ids[a:b], None if labels is None else labels[a:b])
+                    fault_point("extract", mine[k])
                     buf, have, k = [], 0, k + 1
     bar.close()
     dt = time.perf_counter() - t0

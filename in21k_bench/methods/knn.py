@@ -304,7 +304,7 @@ def _parts_dir(out: Path) -> Path:
 
 def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, dist, progress: bool) -> np.ndarray | None:
     """The multi-process path of :func:`mine_knn` (also a one-process re-run of a multi-process run)."""
-    from ..distributed import my_units
+    from ..distributed import fault_point, my_units
 
     n = desc["num_rows"]
     num_chunks = (n + chunk_rows - 1) // chunk_rows
@@ -336,6 +336,7 @@ def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, d
         a, b = c * chunk_rows, min((c + 1) * chunk_rows, n)
         q = next(store.iter_chunks(chunk_rows=b - a, start=a, stop=b))[1]
         save_npy(parts / f"chunk-{c:05d}.npy", _search_chunk(q, a, blocks, k + 1).astype(np.int32))
+        fault_point("knn", c)
         if bar is not None:
             bar.update(b - a)
     if bar is not None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..distributed import FAULT_ENV, fault_point  # noqa: F401  (FAULT_ENV re-exported for tests)
 from ..errors import InvalidInputError
 from ..fileio import atomic_path, write_json
 
@@ -53,13 +53,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("margin", pa.float64()),
     ]
 )
-FAULT_ENV = "IN21K_BENCH_FAULT_KILL_AFTER"  # test hook: "<stage>:<k>" -> SIGKILL self after chunk k
-
-
-def _fault_point(stage: str, k: int) -> None:
-    spec = os.environ.get(FAULT_ENV)
-    if spec and spec == f"{stage}:{k}":
-        os.kill(os.getpid(), signal.SIGKILL)
+_fault_point = fault_point  # test hook (see in21k_bench.distributed.FAULT_ENV)
 
 
 # --------------------------------------------------------------------------------------------------
