@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from .catalog import BenchmarkDefinition, get_definition
 from .errors import In21kError, InvalidInputError, NeedsInputError
+from .label_protocol import LabelAndAncestors, LabelProtocol, OwnLabel, RealSets
 from .manifests import SPLITS_DIR, read_arrow, read_index
 from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy
 
@@ -101,7 +102,11 @@ class Benchmark:
 
     # ------------------------------------------------------------------------------------------
     def val_labels(self) -> np.ndarray:
-        """Label id of every val sample, in canonical val order (int64, shape (num_val,))."""
+        """Label id of every val sample, in canonical val order (int64, shape (num_val,)).
+
+        For ``real1k`` this is the *original* ImageNet-1K label, which is in the image's ReaL set for
+        only 90.0% of the scored images; ``real1k`` is scored against the ReaL sets
+        (:meth:`label_sets`, through :meth:`label_protocol`), not against these labels."""
         if self._val is not None:
             return self._val["label"].to_numpy(dtype=np.int64)
         sc = self.source_classes
@@ -140,7 +145,8 @@ class Benchmark:
         return self.taxonomy.label_ancestor_matrix(self.classes["wnid"].to_numpy(dtype=object))
 
     def label_sets(self) -> sp.csr_matrix:
-        """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (SPEC section 2)."""
+        """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (the label and its ancestors
+        that are labels, the label alone, or the ReaL set, by benchmark)."""
         kind = self.definition.label_sets
         if kind == "real":
             col = self._val["real"]
@@ -153,6 +159,17 @@ class Benchmark:
             n = len(labels)
             return sp.csr_matrix((np.ones(n, dtype=bool), labels, np.arange(n + 1)), shape=(n, self.num_classes))
         return self.label_matrix()[labels]
+
+    def label_protocol(self) -> LabelProtocol:
+        """How the val split is scored (see :mod:`in21k_bench.label_protocol`): the label itself, the label
+        and its ancestors, or the ReaL sets (with the 50,000-row ImageNet-1K val order as source)."""
+        kind = self.definition.label_sets
+        if kind == "real":
+            ids = self.imagenet1k.val_sample_ids if self.imagenet1k is not None else None
+            return RealSets(self.label_sets(), source_rows=self.val_source_rows(), source_size=self.val_source_size, source_ids=ids, source_name="ImageNet-1K val")
+        if kind == "self":
+            return OwnLabel(self.val_labels(), self.num_classes)
+        return LabelAndAncestors(self.val_labels(), self.label_matrix())
 
     # ------------------------------------------------------------------------------------------
     def info(self) -> dict:

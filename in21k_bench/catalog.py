@@ -128,7 +128,7 @@ def get_definition(name: str, version: str | None = None) -> BenchmarkDefinition
 
 
 # --------------------------------------------------------------------------------------------------
-# v1 definitions (SPEC section 2)
+# v1 definitions (rules: docs/benchmarks.md)
 # --------------------------------------------------------------------------------------------------
 
 V1 = "v1"

@@ -1,10 +1,12 @@
 """Versioned manifest files and their checksummed index.
 
-Layout (package data, so installed users have it)::
+Layout (the repository's top-level ``splits/``, installed as package data ``in21k_bench/splits/``
+so installed users have it; :mod:`in21k_bench.paths` finds it)::
 
-    in21k_bench/splits/index.json                 # sha256 + size (+ content hash) of every file
-    in21k_bench/splits/v1/taxonomy/*.parquet      # the built taxonomy and ImageNet-1K labels
-    in21k_bench/splits/v1/<benchmark>/*.parquet   # one folder per benchmark
+    splits/index.json                 # sha256 + size (+ content hash) of every file
+    splits/v1/taxonomy/*.parquet      # the built taxonomy and ImageNet-1K labels
+    splits/v1/<benchmark>/*.parquet   # one folder per benchmark
+    splits/sources/                   # the vendored raw sources the manifests are built from
 
 A released version is never edited: :func:`build_all` refuses to write a version that the index
 already records with different content. Reading a file checks its sha256 against the index.
@@ -24,9 +26,8 @@ import pyarrow.parquet as pq
 
 from .errors import ChecksumError, In21kError
 from .fileio import atomic_path, sha256_file, write_json
+from .paths import INDEX_NAME, SPLITS_DIR  # re-exported: callers import them from here
 
-SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 DEFAULT_HUB_REPO = "in21k-bench/in21k-bench"
 

@@ -1,7 +1,7 @@
 """The ImageNet-21K-P (winter 2021) taxonomy and the ImageNet-1K label files.
 
 Both are *built* from the raw sources by :func:`build_taxonomy_tables` (part of
-``in21k-bench build-manifests``) and committed as parquet under ``in21k_bench/splits/v1/taxonomy/``;
+``in21k-bench build-manifests``) and committed as parquet under ``splits/v1/taxonomy/``;
 :func:`load_taxonomy` and :func:`load_imagenet1k` read the committed files (sha256-checked through the
 splits index), so installed users never need the raw sources.
 
@@ -35,7 +35,7 @@ def build_taxonomy_tables(sources) -> dict[str, pa.Table]:
 
     Returns ``{"taxonomy/classes": ..., "taxonomy/imagenet1k_classes": ..., "taxonomy/imagenet1k_val": ...}``.
     Raises :class:`SourcesError` if the MIIL tree in the release does not match the tree rebuilt from
-    ``wordnet.is_a.txt`` (SPEC section 1 says they agree exactly).
+    ``wordnet.is_a.txt`` (they agree for all 10,450 classes; docs/benchmarks.md, "The data").
     """
     from .sources import miil_parents_from_is_a
 
@@ -227,7 +227,7 @@ class Taxonomy:
 
     def label_ancestor_matrix(self, label_wnids) -> sp.csr_matrix:
         """(C x C) boolean CSR for a label space given by ``label_wnids``: row l holds l and those of its
-        MIIL ancestors that are themselves labels (the label set S_L of SPEC section 2)."""
+        MIIL ancestors that are themselves labels (the label set S_L of docs/benchmarks.md)."""
         wn = np.asarray(label_wnids, dtype=object)
         c = len(wn)
         cls_idx = np.arange(c, dtype=np.int64) if c == self.num_classes and (wn == self.wnids).all() else self.indices(wn)

@@ -83,14 +83,17 @@ def info_cmd(
 
 @app.command("build-manifests")
 def build_manifests_cmd(
-    sources: Optional[Path] = typer.Option(None, help="Raw sources folder (default: $IN21K_SOURCES or ../shared/in21k-sources)."),
+    sources: Optional[Path] = typer.Option(None, help="Raw sources folder (default: $IN21K_SOURCES, else the vendored splits/sources/)."),
     out: Optional[Path] = typer.Option(None, help="Splits folder to write (default: the package's splits/)."),
     version: str = typer.Option("v1", help="Version to build. A released version is never changed."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rebuild the manifests deterministically from the raw sources (checks their sha256)."""
+    from ..fileio import check_output_dir
     from ..manifests import build_all
 
+    if out is not None:
+        check_output_dir(out, "build-manifests --out")  # before the build, which takes a while
     index = build_all(out_root=out, sources_dir=sources, version=version)
     v = index["versions"][version]
     summary = {"version": version, "files": len(v["files"]), "benchmarks": {k: e["status"] for k, e in v["benchmarks"].items()}}

@@ -46,8 +46,8 @@ def relabel_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its work area."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Hierarchical zero-shot relabeling of every sample of a non-leaf class (images encoded by several
-    GPUs / nodes under torchrun, see docs/scale.md)."""
+    """Hierarchical zero-shot relabeling of every sample of a non-leaf class (docs/zeroshot.md); images
+    encoded by several GPUs / nodes under torchrun (docs/scale.md)."""
     from ..zeroshot.hzr import relabel, summary_path
 
     if pretrained is None:
@@ -89,8 +89,8 @@ def zeroshot_cmd(
     resume: bool = typer.Option(False, "--resume", help="Reuse image embeddings of an interrupted run."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Zero-shot classification: all classes, same hierarchy level, semantic siblings (images encoded by
-    several GPUs / nodes under torchrun)."""
+    """Zero-shot classification: all classes, same hierarchy level, semantic siblings (docs/zeroshot.md);
+    images encoded by several GPUs / nodes under torchrun (docs/scale.md)."""
     from ..zeroshot.classify import zeroshot
 
     if pretrained is None:
