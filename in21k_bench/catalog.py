@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from .builders import coarse, hzr, imagenet1k, model_based, subsets
 from .errors import UnknownBenchmarkError
+from .versioning import sort_versions, version_key
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,6 @@ def register(d: BenchmarkDefinition) -> BenchmarkDefinition:
     return d
 
 
-def _vkey(v: str) -> int:
-    return int(v.lstrip("v"))
-
-
 def names() -> list[str]:
     return list(_REGISTRY)
 
@@ -95,7 +92,7 @@ def list_definitions(version: str | None = None) -> list[BenchmarkDefinition]:
     out = []
     for vs in _REGISTRY.values():
         if version is None:
-            out.append(vs[max(vs, key=_vkey)])
+            out.append(vs[max(vs, key=version_key)])
         elif version in vs:
             out.append(vs[version])
     return out
@@ -103,7 +100,7 @@ def list_definitions(version: str | None = None) -> list[BenchmarkDefinition]:
 
 def versions() -> list[str]:
     """Every version some definition is registered under, oldest first."""
-    return sorted({v for vs in _REGISTRY.values() for v in vs}, key=_vkey)
+    return sort_versions(v for vs in _REGISTRY.values() for v in vs)
 
 
 def check_version(version: str, what: str = "version") -> str:
@@ -121,14 +118,14 @@ def get_definition(name: str, version: str | None = None) -> BenchmarkDefinition
         raise UnknownBenchmarkError(f"benchmark: expected a registered name, found {name!r}{hint}")
     vs = _REGISTRY[name]
     if version is None:
-        return vs[max(vs, key=_vkey)]
+        return vs[max(vs, key=version_key)]
     if version not in vs:
-        raise UnknownBenchmarkError(f"benchmark {name}: expected a version in {sorted(vs, key=_vkey)}, found {version!r}")
+        raise UnknownBenchmarkError(f"benchmark {name}: expected a version in {sort_versions(vs)}, found {version!r}")
     return vs[version]
 
 
 # --------------------------------------------------------------------------------------------------
-# v1 definitions (SPEC section 2)
+# v1 definitions (as released; never changed)
 # --------------------------------------------------------------------------------------------------
 
 V1 = "v1"

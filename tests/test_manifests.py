@@ -10,7 +10,8 @@ import pytest
 
 import in21k_bench
 from in21k_bench.errors import ChecksumError, In21kError
-from in21k_bench.manifests import SPLITS_DIR, build_all, content_sha256, read_index
+from in21k_bench.manifest_build import build_all
+from in21k_bench.manifests import SPLITS_DIR, content_sha256, read_index
 import pyarrow.parquet as pq
 
 
@@ -27,7 +28,7 @@ def test_committed_files_match_index():
 def test_rebuild_reproduces_committed(tmp_path, sources_dir):
     out = tmp_path / "splits"
     idx = build_all(out_root=out, sources_dir=sources_dir, version="v1")
-    new = idx["versions"]["v1"]
+    new = idx.version_entry("v1")
     old = read_index()["versions"]["v1"]
     assert {k: v["content_sha256"] for k, v in new["files"].items()} == {k: v["content_sha256"] for k, v in old["files"].items()}
     assert new["benchmarks"] == old["benchmarks"]
