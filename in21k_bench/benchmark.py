@@ -162,6 +162,7 @@ class Benchmark:
             "status": self.status,
             "description": self.description,
             "rule": self.rule,
+            "notes": self.definition.notes or None,
             "num_classes": self.num_classes,
             "num_train": self.num_train,
             "num_val": self.num_val,

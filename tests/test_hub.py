@@ -14,12 +14,15 @@ import pytest
 from in21k_bench import hub
 from in21k_bench.errors import ChecksumError, In21kError, UnknownBenchmarkError
 from in21k_bench.fileio import sha256_file
+from in21k_bench.manifest_index import ManifestIndex
 from in21k_bench.manifests import SPLITS_DIR, read_index
 
 from hubserver import HubServer
 
 REPO_ID = read_index()["hub"]["repo_id"]
 VERSION = "v1"
+ALL_VERSIONS = ManifestIndex.load().versions()
+LATEST = ALL_VERSIONS[-1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -35,20 +38,23 @@ def _write_parquet(path: Path, df: pd.DataFrame) -> None:
 def _build_repo(folder: Path, benchmarks=("tiny",)) -> Path:
     """A hub repository folder: a few real manifests, relabels, scores, a feature store, checksums."""
     index = read_index()
-    v = index["versions"][VERSION]
-    rels = [r for r in v["files"] if r.startswith(f"{VERSION}/taxonomy/")]
-    for b in benchmarks:
-        rels += v["benchmarks"][b]["files"]
+    rels = []
+    for version in ALL_VERSIONS:  # every version, so downloads of the latest (default) version work too
+        v = index["versions"][version]
+        rels += [r for r in v["files"] if r.startswith(f"{version}/taxonomy/")]
+        for b in benchmarks:
+            rels += v["benchmarks"][b]["files"]
     for rel in rels:
         dst = folder / "splits" / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SPLITS_DIR / rel, dst)
     shutil.copyfile(SPLITS_DIR / "index.json", folder / "splits" / "index.json")
-    _write_parquet(
-        folder / "relabels" / VERSION / "p-hzr.parquet",
-        pd.DataFrame({"sample_id": ["train/n00004475/a.JPEG", "val/n00004475/b.JPEG"], "original_wnid": ["n00004475"] * 2, "refined_wnid": ["n00006484"] * 2}),
-    )
-    _write_parquet(folder / "scores" / VERSION / "clip.parquet", pd.DataFrame({"wnid": ["n00004475", "n00005787"], "score": [0.5, 0.25]}))
+    for version in ALL_VERSIONS:
+        _write_parquet(
+            folder / "relabels" / version / "p-hzr.parquet",
+            pd.DataFrame({"sample_id": ["train/n00004475/a.JPEG", "val/n00004475/b.JPEG"], "original_wnid": ["n00004475"] * 2, "refined_wnid": ["n00006484"] * 2}),
+        )
+        _write_parquet(folder / "scores" / version / "clip.parquet", pd.DataFrame({"wnid": ["n00004475", "n00005787"], "score": [0.5, 0.25]}))
     store = folder / "features" / "clip" / "val"
     store.mkdir(parents=True)
     shards = []
@@ -92,7 +98,7 @@ def hub_env(tmp_path, monkeypatch):
     monkeypatch.setenv("IN21K_BENCH_INPUTS", str(tmp_path / "inputs"))
     hub._VERIFIED.clear()
     repo = _build_repo(tmp_path / "repo")
-    commit = server.add_commit(REPO_ID, repo, tags=[VERSION], repo_type="dataset")
+    commit = server.add_commit(REPO_ID, repo, tags=ALL_VERSIONS, repo_type="dataset")
     server.commit = commit
     server.folder = repo
     server.cache = home / "hub"
@@ -233,7 +239,7 @@ def test_offline_partial_cache_names_the_missing_file(hub_env, monkeypatch):
 
 
 def test_unknown_version_and_name(hub_env):
-    with pytest.raises(UnknownBenchmarkError, match=r"expected a version the package knows \(v1\), found 'v9'"):
+    with pytest.raises(UnknownBenchmarkError, match=rf"expected a version the package knows \({', '.join(ALL_VERSIONS)}\), found 'v9'"):
         hub.download_manifest("tiny", "v9")
     with pytest.raises(UnknownBenchmarkError, match="did you mean tiny"):
         hub.download_manifest("tinyy", VERSION)
@@ -329,7 +335,7 @@ def test_cli_download(hub_env, capsys):
         main(["download", "tiny", "--json"])
     assert e.value.code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["name"] == "tiny" and out["revision"] == "v1" and Path(out["root"]).is_dir()
+    assert out["name"] == "tiny" and out["revision"] == LATEST and Path(out["root"]).is_dir()
     with pytest.raises(SystemExit) as e:
         main(["download", "clip-1k", "--features", "clip", "--json"])
     assert e.value.code == 0

@@ -105,9 +105,10 @@ def build_manifests_cmd(
 @app.command("benchmark-docs")
 def benchmark_docs_cmd(
     out: Path = typer.Option(Path("docs"), help="Docs folder: writes benchmarks.md and figures/."),
+    version: Optional[str] = typer.Option(None, help="Manifest version to document (default: latest)."),
 ) -> None:
     """Regenerate docs/benchmarks.md and the class-size histograms from the registry."""
     from ..catalog_docs import write_benchmark_docs
 
-    path = write_benchmark_docs(out)
+    path = write_benchmark_docs(out, version)
     print(f"wrote {path}")
