@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from .catalog import BenchmarkDefinition, get_definition, list_definitions
 from .errors import In21kError, InvalidInputError, NeedsInputError
+from .label_protocol import LabelAndAncestors, LabelProtocol, OwnLabel, RealSets
 from .manifest_index import ManifestIndex
 from .manifests import read_arrow
 from .paths import INPUTS_ENV, inputs_dir, splits_root
@@ -96,7 +97,11 @@ class Benchmark:
 
     # ------------------------------------------------------------------------------------------
     def val_labels(self) -> np.ndarray:
-        """Label id of every val sample, in canonical val order (int64, shape (num_val,))."""
+        """Label id of every val sample, in canonical val order (int64, shape (num_val,)).
+
+        For ``real1k`` this is the *original* ImageNet-1K label, which is in the image's ReaL set for
+        only 90.0% of the scored images; ``real1k`` is scored against the ReaL sets
+        (:meth:`label_sets`, through :meth:`label_protocol`), not against these labels."""
         if self._val is not None:
             return self._val["label"].to_numpy(dtype=np.int64)
         sc = self.source_classes
@@ -150,6 +155,17 @@ class Benchmark:
             n = len(labels)
             return sp.csr_matrix((np.ones(n, dtype=bool), labels, np.arange(n + 1)), shape=(n, self.num_classes))
         return self.label_matrix()[labels]
+
+    def label_protocol(self) -> LabelProtocol:
+        """How the val split is scored (see :mod:`in21k_bench.label_protocol`): the label itself, the label
+        and its ancestors, or the ReaL sets (with the 50,000-row ImageNet-1K val order as source)."""
+        kind = self.definition.label_sets
+        if kind == "real":
+            ids = self.imagenet1k.val_sample_ids if self.imagenet1k is not None else None
+            return RealSets(self.label_sets(), source_rows=self.val_source_rows(), source_size=self.val_source_size, source_ids=ids, source_name="ImageNet-1K val")
+        if kind == "self":
+            return OwnLabel(self.val_labels(), self.num_classes)
+        return LabelAndAncestors(self.val_labels(), self.label_matrix())
 
     # ------------------------------------------------------------------------------------------
     def info(self) -> dict:

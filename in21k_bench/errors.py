@@ -33,4 +33,4 @@ class InvalidInputError(In21kError, ValueError):
 
 
 class SourcesError(In21kError):
-    """The raw source files in ``../shared/in21k-sources`` are missing or altered."""
+    """The raw source files (vendored in ``splits/sources/``, or ``--sources``) are missing or altered."""

@@ -1,10 +1,12 @@
 """Manifest files on disk: deterministic parquet writes, sha256-checked reads.
 
-Layout (package data, so installed users have it)::
+Layout (the repository's top-level ``splits/``, installed as package data ``in21k_bench/splits/``
+so installed users have it; :mod:`in21k_bench.paths` finds it)::
 
     splits/index.json                 # the version index (:class:`~in21k_bench.manifest_index.ManifestIndex`)
     splits/v1/taxonomy/*.parquet      # the built taxonomy and ImageNet-1K labels of a version
     splits/v1/<benchmark>/*.parquet   # one folder per benchmark
+    splits/sources/                   # the vendored raw sources the manifests are built from
 
 Reading a file checks its size and sha256 against the index (:func:`verify_file`). Building a version
 is :mod:`in21k_bench.manifest_build`, one layer above this module.

@@ -10,6 +10,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from in21k_bench import metrics as M
 from in21k_bench.errors import InvalidInputError
+from in21k_bench.evaluate import evaluate_arrays
 
 
 def dense_optimum(labels, top1, C, K) -> int:
@@ -313,7 +314,7 @@ def test_ece_uses_the_hungarian_map():
     top1 = (labels + 1) % 4
     probs = np.full((100, 4), 0.1)
     probs[np.arange(100), top1] = 0.7
-    r = M.evaluate_arrays(labels=labels, probs=probs, num_classes=4)
+    r = evaluate_arrays(labels=labels, probs=probs, num_classes=4)
     assert r.acc == 1.0 and r.ece == pytest.approx(0.3)
     assert r.reliability["count"][10] == 100  # 0.7 lies in (10/15, 11/15]
 
@@ -339,7 +340,7 @@ def test_real_protocol_excludes_empty_sets_and_reports_std():
     dense[:10] = False  # empty sets
     S = sp.csr_matrix(dense)
     top1 = rng.integers(0, C, n)
-    r = M.evaluate_arrays(top1, label_sets=S, real_protocol=True, num_draws=7)
+    r = evaluate_arrays(top1, label_sets=S, real_protocol=True, num_draws=7)
     assert r.n == n - 10 and r.excluded == 10 and r.num_draws == 7
     # direct: same draws, dense assignment, loops over sets
     keep = dense.any(axis=1)
@@ -356,13 +357,13 @@ def test_real_protocol_excludes_empty_sets_and_reports_std():
 
 def test_evaluate_arrays_validation_and_k():
     labels = np.arange(20) % 4
-    r = M.evaluate_arrays(labels, labels)
+    r = evaluate_arrays(labels, labels)
     assert r.acc == 1.0 and r.num_clusters == 4 and r.k == 1 and r.top5_1 is None
-    r = M.evaluate_arrays(np.arange(20) % 7, labels, num_clusters=9)  # K != C: majority ACC reported
+    r = evaluate_arrays(np.arange(20) % 7, labels, num_clusters=9)  # K != C: majority ACC reported
     assert r.num_clusters == 9 and r.majority_acc is not None and r.majority_acc >= r.acc
     with pytest.raises(InvalidInputError, match="expected labels"):
-        M.evaluate_arrays(labels, labels[:5])
+        evaluate_arrays(labels, labels[:5])
     with pytest.raises(InvalidInputError, match="expected cluster ids < K=3"):
-        M.evaluate_arrays(labels, labels, num_clusters=3)
+        evaluate_arrays(labels, labels, num_clusters=3)
     with pytest.raises(InvalidInputError, match="label_sets"):
-        M.evaluate_arrays(labels, labels, label_sets=sp.csr_matrix((3, 4), dtype=bool))
+        evaluate_arrays(labels, labels, label_sets=sp.csr_matrix((3, 4), dtype=bool))

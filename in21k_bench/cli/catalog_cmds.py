@@ -83,7 +83,7 @@ def info_cmd(
 
 @app.command("build-manifests")
 def build_manifests_cmd(
-    sources: Optional[Path] = typer.Option(None, help="Raw sources folder (default: $IN21K_SOURCES or ../shared/in21k-sources)."),
+    sources: Optional[Path] = typer.Option(None, help="Raw sources folder (default: $IN21K_SOURCES, else the vendored splits/sources/)."),
     out: Optional[Path] = typer.Option(None, help="Splits folder to write (default: the package's splits/)."),
     version: Optional[str] = typer.Option(None, help="Version to build (default: the latest registered). A released version is never changed."),
     json_out: bool = typer.Option(False, "--json"),
