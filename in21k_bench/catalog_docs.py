@@ -105,7 +105,10 @@ def _changes_table(index: ManifestIndex, old: str, new: str) -> str:
             rows.append(f"| `{name}` | {_fmt(o.get('num_classes'))} | {_fmt(e.get('num_classes'))} | {_fmt(o.get('num_train'))} | {_fmt(e.get('num_train'))} |")
     if not rows:
         return ""
-    head = f"## Changes from {old} to {new}\n\nEvery other benchmark has the same classes and counts in both versions.\n\n"
+    head = (
+        f"## Changes from {old} to {new}\n\nBenchmarks whose number of labels or train images differs between the two "
+        "versions (the rules are under *Definitions* below); every other benchmark has the same content in both.\n\n"
+    )
     head += f"| name | C {old} | C {new} | train {old} | train {new} |\n|---|---|---|---|---|\n"
     return head + "\n".join(rows) + "\n\n"
 
