@@ -17,16 +17,44 @@ _HEADER = """# Benchmarks
 
 Generated from the registry by `in21k-bench benchmark-docs` -- do not edit by hand.
 
-Every benchmark is a named, versioned definition: which classes (and samples) are in it, which
-label each sample gets, the number of clusters C to ask for, and for multi-label metrics the label
-set of each sample. Methods are fit on train and scored on val. A released version never changes;
-a fix is a new version and the old one stays loadable: `in21k_bench.load(name)` gives the latest
-version ({latest}), `load(name, version="v1")` the first release (also `--version` on the CLI).
+## The data: ImageNet-21K-P, winter 2021
 
-IN-21K train counts are **estimates** (fall 2011 `numImages` - 50; no per-class listing of the
-winter 2021 release exists; they reproduce the published 11,060,239 total to within 33 images);
-`Benchmark.materialize(root)` recounts from a local copy. Val has exactly 50 images per class.
-*Imbalance* = largest / smallest train count of a label.
+The IN-21K benchmarks are defined on the preprocessed winter 2021 release of ImageNet-21K-P
+(Ridnik et al., *ImageNet-21K Pretraining for the Masses*, 2021):
+
+- **Classes**: 10,450, each a WordNet 3.0 noun synset named by its wnid (`n01440764`). The class
+  index of a class is its position in the sorted list of wnids.
+- **Local copy**: `<root>/train/<wnid>/<file>.JPEG` and `<root>/val/<wnid>/<file>.JPEG`. The release
+  kept synsets with more than 500 images and moved the first 50 files of every class (by file name)
+  to `val`: val has exactly 50 images per class (522,500), train about 11.06 M.
+- **Canonical sample order** of a split: classes by class index, files of a class sorted by name.
+  A sample id is the path relative to the root, e.g. `val/n01440764/n01440764_123.JPEG`. Prediction
+  files, feature stores and manifests all use this order.
+- **Class tree** (the "MIIL tree" of the release): every class has a path `[self, parent, ...,
+  root]` through classes of the data set, and a short name. Depth = path length - 1 (0 for a root);
+  level = depth + 1, the paper's "hierarchy levels 1..11". The tree is rebuilt exactly from
+  ImageNet's WordNet hypernym list `wordnet.is_a.txt`: take each class's parent from the *last*
+  line that names it as a child, follow parents to the top, and keep only classes of the data set.
+  A class is a *WordNet leaf* when no line names it as a parent, a *tree leaf* when no class of the
+  tree has it as parent.
+- **Train counts** are **estimates**: no per-class listing of the winter 2021 release exists, so
+  the train count of a class is its fall 2011 `numImages` minus the 50 val images. This reproduces
+  the published 11,060,239 total to within 33 images; `Benchmark.materialize(root)` recounts from a
+  local copy.
+- **Raw sources** (class lists, tree, counts, WordNet lemmas and instance synsets, ImageNet-1K and ReaL labels) are vendored in
+  `splits/sources/` with their provenance, sha256 and licences (`SOURCES.md`);
+  `in21k-bench build-manifests` rebuilds every manifest from them.
+
+## What a benchmark is
+
+Every benchmark is a named, versioned definition: which classes (and samples) it contains, the
+label of each sample, the number of clusters C to ask for, and the label set S_L of each sample for
+the multi-label metrics. Train and val are both defined; methods are fit on train and scored on val
+with the [evaluation protocol](evaluation.md). A released manifest version never changes: a fix is
+a new version and the old one stays loadable; the sha256 of every manifest file is recorded in
+`splits/index.json` and checked on load. `in21k_bench.load(name)` gives the latest version
+({latest}), `load(name, version="v1")` the first release (also `--version` on the CLI). IN-21K train
+counts are the estimates described above. *Imbalance* = largest / smallest train count of a label.
 
 ## Rules
 
@@ -84,7 +112,7 @@ Benchmarks marked *needs-input* are registered with their builders; `load()` say
 missing and how to produce or download it.
 
 WordNet-derived names and hierarchy: WordNet 3.0 (c) Princeton University, used under the WordNet
-3.0 licence (see `WORDNET-LICENSE` in the sources).
+3.0 licence (`splits/sources/WORDNET-LICENSE.txt`).
 
 """
 

@@ -10,15 +10,13 @@ needs through it, without asking which kind it is:
   one label per image from its set (ReaL, seeds 0..num_draws-1), each scored separately and averaged;
 - **membership in S_L** (:meth:`LabelProtocol.contains`) for top-1 -> L / top-5 -> L.
 
-==========================  ======================================  =========================
-protocol                    S_L of a sample labelled l              used by
-==========================  ======================================  =========================
-:class:`FixedLabels`        none (top-1/5 -> L not reported)        ``evaluate --labels``
-:class:`OwnLabel`           {l}                                     ``imagenet-1k``, ``-odd``
-:class:`LabelAndAncestors`  l + its ancestors that are labels       hierarchy benchmarks
-:class:`PerSampleSets`      any per-sample N x C set matrix         ``evaluate_arrays(label_sets=)``
-:class:`RealSets`           the image's ReaL set; labels are draws  ``real1k``
-==========================  ======================================  =========================
+The protocols (S_L of a sample labelled l; who uses it):
+
+- :class:`FixedLabels`: no sets (top-1/5 -> L not reported); ``evaluate --labels`` / ``--features``;
+- :class:`OwnLabel`: S_L = {l}; ``imagenet-1k``, ``imagenet-1k-odd``;
+- :class:`LabelAndAncestors`: l and its ancestors that are labels; the hierarchy benchmarks;
+- :class:`PerSampleSets`: any N x C set matrix; ``evaluate_arrays(label_sets=...)``;
+- :class:`RealSets`: the image's ReaL set, labels drawn from it; ``real1k``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from .versioning import version_key
 
 __all__ = [
     "DEFAULT_HUB_REPO", "INDEX_FORMAT", "INDEX_NAME", "SPLITS_DIR", "content_sha256", "index_path", "read_arrow",
-    "read_index", "read_table", "verify_file", "write_table",
+    "latest_version", "read_index", "read_table", "verify_file", "versions", "write_table",
 ]
 
 
@@ -43,6 +43,16 @@ __all__ = [
 def read_index(root: Path | None = None) -> dict:
     """The raw index dict of ``root`` (shared: do not mutate). Prefer :meth:`ManifestIndex.load`."""
     return ManifestIndex.load(root).to_dict()
+
+
+def versions(root: Path | None = None) -> list[str]:
+    """Versions recorded in the index at ``root``, oldest first. Prefer :meth:`ManifestIndex.versions`."""
+    return ManifestIndex.load(root).versions()
+
+
+def latest_version(root: Path | None = None) -> str | None:
+    """The newest recorded version. Prefer :meth:`ManifestIndex.latest`."""
+    return ManifestIndex.load(root).latest()
 
 
 def _read_index_cached(path: str, mtime_ns: int) -> dict:  # compatibility: hub.py clears this cache

@@ -3,16 +3,12 @@
 A **predictions folder** is what every method writes (``in21k-bench kmeans``, ``in21k-bench fit``,
 the demo) and what ``in21k-bench evaluate DIR`` reads:
 
-============  ====================  ==============================================================
-file          array                 meaning
-============  ====================  ==============================================================
-top1.npy      int64 (N,)            top-1 cluster id of every val sample, canonical val order
-top5.npy      int64 (N, k)          ranked clusters, column 0 = top-1 (k = 5 unless K < 5)
-probs.npy     float32 (N, K)        cluster probabilities (optional; rows sum to 1)
-run record    JSON                  ``run.json`` (k-means) or ``fit.json`` (trained heads): the
-                                    method's settings, plus ``prediction_files`` (name -> sha256,
-                                    shape, dtype) written by :func:`write_predictions`
-============  ====================  ==============================================================
+- ``top1.npy``: int64 (N,), top-1 cluster id of every val sample, canonical val order;
+- ``top5.npy``: int64 (N, k), ranked clusters, column 0 = top-1 (k = 5 unless K < 5);
+- ``probs.npy``: float32 (N, K), cluster probabilities (optional; rows sum to 1);
+- the run record: ``run.json`` (k-means) or ``fit.json`` (trained heads), JSON with the method's
+  settings, plus ``prediction_files`` (file name -> sha256, shape, dtype) added by
+  :func:`write_predictions`.
 
 :func:`write_predictions` writes every array atomically (temp file + rename) and the run record
 last, so a folder whose record lists a file's sha256 holds exactly that file.

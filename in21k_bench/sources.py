@@ -272,7 +272,7 @@ class Sources:
 
 
 def miil_parents_from_is_a(wnids: list[str], edges: list[tuple[str, str]]) -> np.ndarray:
-    """Rebuild the MIIL tree from WordNet edges: a child listed under several parents
+    """Rebuild the MIIL tree from WordNet edges (docs/benchmarks.md, "The data"): a child listed under several parents
     takes the parent of its LAST line; follow to the top, keep only dataset classes.
     Returns the parent class index of every class (-1 for roots)."""
     last_parent = dict((child, parent) for parent, child in edges)  # later lines win

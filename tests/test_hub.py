@@ -96,7 +96,7 @@ def hub_env(tmp_path, monkeypatch):
         monkeypatch.setattr(constants, name, value)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("IN21K_BENCH_INPUTS", str(tmp_path / "inputs"))
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     repo = _build_repo(tmp_path / "repo")
     commit = server.add_commit(REPO_ID, repo, tags=ALL_VERSIONS, repo_type="dataset")
     server.commit = commit
@@ -141,7 +141,7 @@ def test_load_source_hub(hub_env):
 def test_second_call_served_from_cache_with_server_stopped(hub_env):
     first = hub.download_manifest("tiny", VERSION)
     hub_env.stop()
-    hub._VERIFIED.clear()  # re-hash from disk
+    hub.clear_verified()  # re-hash from disk
     assert hub.download_manifest("tiny", VERSION) == first
     # pinned to the commit: no network call at all
     assert hub.download_manifest("tiny", VERSION, revision=hub_env.commit) == first
@@ -171,7 +171,7 @@ def test_corrupted_cache_copy_is_replaced(hub_env):
     data[100] ^= 0xFF
     os.chmod(blob, 0o644)
     blob.write_bytes(bytes(data))
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     root2 = hub.download_manifest("tiny", VERSION)
     assert sha256_file(root2 / "v1/tiny/classes.parquet") == sha256_file(SPLITS_DIR / "v1/tiny/classes.parquet")
 
@@ -192,7 +192,7 @@ def test_corrupted_cache_copy_without_symlinks(hub_env, monkeypatch):
         data[10] ^= 0xFF
         os.chmod(p, 0o644)
         p.write_bytes(bytes(data))
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     root2 = hub.download_manifest("tiny", VERSION)
     assert sha256_file(root2 / "v1/tiny/classes.parquet") == sha256_file(SPLITS_DIR / "v1/tiny/classes.parquet")
 
@@ -258,7 +258,7 @@ def test_hub_index_disagreeing_with_package_is_rejected(hub_env, tmp_path):
     idx["versions"]["v1"]["files"]["v1/tiny/labels.parquet"]["sha256"] = "0" * 64
     (bad / "splits/index.json").write_text(json.dumps(idx))
     commit = hub_env.add_commit(REPO_ID, bad, branch="", repo_type="dataset")
-    with pytest.raises(ChecksumError, match="splits/index.json: expected the entry of v1/tiny/labels.parquet"):
+    with pytest.raises(ChecksumError, match=r"splits/index.json: benchmark .tiny. \(v1\): expected v1/tiny/labels.parquet with sha256"):
         hub.download_manifest("tiny", VERSION, revision=commit)
 
 
@@ -268,7 +268,7 @@ def test_pinned_revision_from_index(hub_env, tmp_path, monkeypatch):
     idx = json.loads((SPLITS_DIR / "index.json").read_text())
     idx["hub"]["revisions"]["v1"] = hub_env.commit
     (root / "index.json").write_text(json.dumps(idx))
-    monkeypatch.setattr(hub, "SPLITS_INDEX_ROOT", root)
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
     assert hub.resolve_repo_and_revision("v1") == (REPO_ID, hub_env.commit)
     assert hub.resolve_repo_and_revision("v1", repo_id="other/repo") == ("other/repo", "v1")
     hub.download_manifest("tiny", VERSION)
@@ -312,7 +312,7 @@ def test_features_shards_verified_by_meta(hub_env):
     x = np.load(d / "shard-00001.npy", allow_pickle=False)
     assert x.shape == (3, 4) and x.dtype == np.float16
     hub_env.corrupt("features/clip/val/shard-00000.npy")
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     # cached copies are fine: still served from the cache
     assert hub.download_features("clip", "val") == d
 
@@ -501,7 +501,7 @@ def test_publish_round_trip_through_the_server(tmp_path, hub_env, monkeypatch):
     assert idx["hub"]["repo_id"] == repo and idx["hub"]["revisions"][VERSION] == plan.commit
     assert any(m == "POST" and p.endswith(f"/tag/{plan.commit}") for m, p, _ in hub_env.requests)
     # the package now trusts this repo and commit: downloads go to the pinned commit, extras via pinned checksums
-    monkeypatch.setattr(hub, "SPLITS_INDEX_ROOT", root)
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
     got = hub.download_manifest("tiny", VERSION)
     assert hub_env.gets(f"splits/v1/tiny/labels.parquet") and plan.commit in got.parts
     assert pd.read_parquet(hub.download_scores("clip", VERSION))["score"].tolist() == [0.5, 0.25]
@@ -531,7 +531,7 @@ def test_feature_store_published_and_downloaded_opens(tmp_path, hub_env, monkeyp
         store_mod.write_store(feats / "tiny-backbone" / split, x, [f"{split}/{i}" for i in range(10)], backbone="tiny-backbone", shard_rows=4)
     root = _pkg_root(tmp_path)
     plan = hub.publish("org/feats", VERSION, splits_root=root, features_dir=feats)
-    monkeypatch.setattr(hub, "SPLITS_INDEX_ROOT", root)
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
     got = hub.download_feature_splits("tiny-backbone", version=VERSION)
     assert plan.commit in got["val"].parts
     train, val = store_mod.open_features(got["val"].parent)
@@ -545,7 +545,7 @@ def test_publish_and_download_v2_coarse(tmp_path, hub_env, monkeypatch):
     root = _pkg_root(tmp_path, "v2", "coarse-d1")
     plan = hub.publish("org/v2-release", "v2", splits_root=root)
     assert plan.recorded and "splits/v2/taxonomy/synsets.parquet" in plan.files
-    monkeypatch.setattr(hub, "SPLITS_INDEX_ROOT", root)
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
     got = hub.download_manifest("coarse-d1")  # latest version = v2
     assert plan.commit in got.parts and (got / "v2/taxonomy/synsets.parquet").is_file()
     b = in21k_bench.load("coarse-d1", root=got)

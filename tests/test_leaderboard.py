@@ -222,7 +222,7 @@ def fake_evaluate(pred, benchmark, version):
 
 @pytest.fixture
 def fake_eval(monkeypatch):
-    monkeypatch.setattr(lb, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(lb.scoring, "evaluate_predictions", fake_evaluate)
 
 
 @pytest.fixture

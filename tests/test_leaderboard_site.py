@@ -159,7 +159,7 @@ def test_filtering_and_chart(browser, site):
     pg = Page(browser, path)
     try:
         page = pg.page
-        fam = {n: f for n, f in lb._benchmark_order()}
+        fam = {n: f for n, f in lb.benchmark_order()}
         # family
         page.select_option("#filter-family", "coarse")
         rows = pg.rows()

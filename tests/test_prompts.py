@@ -22,7 +22,7 @@ def lemma_table_path(sources_dir) -> Path:
     return sources_dir / "timm" / "imagenet_synset_to_lemma.txt"
 
 
-def test_the_seven_spec_prompts_exactly():
+def test_the_seven_documented_prompts_exactly():
     assert PROMPT_TEMPLATES == (
         "itap of a {}.",
         "a bad photo of the {}.",

@@ -90,8 +90,11 @@ def build_manifests_cmd(
 ) -> None:
     """Rebuild the manifests deterministically from the raw sources (checks their sha256)."""
     from ..catalog import versions
+    from ..fileio import check_output_dir
     from ..manifest_build import build_all
 
+    if out is not None:
+        check_output_dir(out, "build-manifests --out")  # before the build, which takes a while
     version = version or versions()[-1]
     index = build_all(out_root=out, sources_dir=sources, version=version)
     benches = index.benchmarks(version)

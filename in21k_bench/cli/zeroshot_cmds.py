@@ -45,7 +45,7 @@ def relabel_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its work area."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Hierarchical zero-shot relabeling of every sample of a non-leaf class (SPEC section 4)."""
+    """Hierarchical zero-shot relabeling of every sample of a non-leaf class (docs/zeroshot.md)."""
     from ..zeroshot.hzr import relabel, summary_path
 
     if pretrained is None:
@@ -85,7 +85,7 @@ def zeroshot_cmd(
     resume: bool = typer.Option(False, "--resume", help="Reuse image embeddings of an interrupted run."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Zero-shot classification: all classes, same hierarchy level, semantic siblings (SPEC section 4)."""
+    """Zero-shot classification: all classes, same hierarchy level, semantic siblings (docs/zeroshot.md)."""
     from ..zeroshot.classify import zeroshot
 
     if pretrained is None:

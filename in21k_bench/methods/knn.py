@@ -1,4 +1,4 @@
-"""Exact cosine k-nearest-neighbour mining with faiss (SPEC sections 5 and 6).
+"""Exact cosine k-nearest-neighbour mining with faiss (docs/features.md, "Exact kNN mining").
 
 * :func:`exact_knn` -- in-memory, L2-normalised float32 rows -> int32 ``(N, k)`` neighbour ids.
 * :func:`mine_knn` -- a :class:`~in21k_bench.features.store.FeatureStore` -> an int32 ``.npy``

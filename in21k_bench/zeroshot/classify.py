@@ -1,4 +1,4 @@
-"""Zero-shot classification with the HZR machinery (SPEC section 4).
+"""Zero-shot classification with the HZR machinery (docs/zeroshot.md).
 
 Three candidate sets per image with true class t (all within a class *universe*, by default all
 10,450 classes; ``classes="present"`` restricts it to the classes with images under the root):

@@ -1,4 +1,4 @@
-"""Hierarchical zero-shot label refining (SPEC section 4): ``leaf-hzr`` and ``p-hzr``.
+"""Hierarchical zero-shot label refining (docs/zeroshot.md, "The rule"): ``leaf-hzr`` and ``p-hzr``.
 
 The rule, for a sample whose label c is a non-leaf class of the MIIL tree:
 
