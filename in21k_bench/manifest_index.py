@@ -39,7 +39,7 @@ from typing import Any, Mapping
 from .errors import ChecksumError
 from .fileio import write_json
 from .paths import index_path, splits_root
-from .versioning import latest as _latest_of
+from .versioning import latest as latest_of
 from .versioning import sort_versions
 
 INDEX_FORMAT = 1
@@ -126,7 +126,7 @@ class ManifestIndex:
 
     def latest(self) -> str | None:
         """The newest recorded version (None for an empty index)."""
-        return _latest_of(self._data.get("versions", {}))
+        return latest_of(self._data.get("versions", {}))
 
     def has_version(self, version: str) -> bool:
         return version in self._data.get("versions", {})
