@@ -294,6 +294,10 @@ def test_submit_errors(fake_eval, runs, tmp_path, capsys):
     assert code == 2 and "v7" in err
 
 
+def _seed_version(benchmark: str) -> str:
+    return next(s.benchmark_version for s in lb.paper_seed_submissions() if s.benchmark == benchmark)
+
+
 def _lb_with_verified(tmp_path, runs):
     """A leaderboard with the seeds plus one verified entry whose predictions sit in its sidecar folder."""
     root = tmp_path / "lb"
@@ -304,7 +308,8 @@ def _lb_with_verified(tmp_path, runs):
     for p in runs:
         shutil.copy(p, side / p.name)
         copies.append(side / p.name)
-    sub, path = lb.submit(copies, benchmark="tiny", method="Mine", slug="mine", root=root)
+    # at the seeds' version, so the verified entry and the reported ones share a section
+    sub, path = lb.submit(copies, benchmark="tiny", method="Mine", slug="mine", root=root, version=_seed_version("tiny"))
     lb.build(root)
     assert lb.check_leaderboard(root) == []
     return root, path, side
@@ -353,7 +358,7 @@ def test_check_catches_bad_submissions(fake_eval, runs, tmp_path, capsys):
     joined = "\n".join(lines)
     assert "found a duplicate of mine-again.json" in joined  # files are visited in sorted order
     assert "expected to be in submissions/tiny/" in joined
-    assert "expected a version in ['v1'], found 'v9'" in joined
+    assert "expected a version in ['v1', 'v2'], found 'v9'" in joined
     assert "expected JSON, found a syntax error" in joined
     assert "hello: Extra inputs are not permitted" in joined
     assert "expected <= 65536 bytes" in joined
@@ -371,7 +376,7 @@ def test_markdown_best_first_and_status_apart(fake_eval, runs, tmp_path):
     root, _, _ = _lb_with_verified(tmp_path, runs)
     text = (root / "README.md").read_text()
     assert text == lb.render_markdown(lb.load_submissions(root))  # deterministic
-    section = text.split("## tiny (v1)")[1].split("\n## ")[0]
+    section = text.split(f"## tiny ({_seed_version('tiny')})")[1].split("\n## ")[0]
     verified, reported = section.split("### Verified")[1].split("### Reported")
     assert "Mine" in verified and "Mine" not in reported and "TEMI" in reported
     rows = [r for r in reported.splitlines() if r.startswith("| ") and not r.startswith("| #")]
@@ -381,7 +386,8 @@ def test_markdown_best_first_and_status_apart(fake_eval, runs, tmp_path):
     assert accs[:3] == sorted(accs[:3], reverse=True) == [42.46, 41.99, 40.96]
     assert "## Sources of reported entries" in text and "arXiv:2406.01203" in text
     # registry order: in21k before tiny before imagenet-1k
-    assert text.index("## in21k (v1)") < text.index("## tiny (v1)") < text.index("## imagenet-1k (v1)")
+    heads = [f"## {b} ({_seed_version(b)})" for b in ("in21k", "tiny", "imagenet-1k")]
+    assert text.index(heads[0]) < text.index(heads[1]) < text.index(heads[2])
 
 
 def test_html_is_self_contained_and_embeds_data():
