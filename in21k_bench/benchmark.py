@@ -194,40 +194,59 @@ class Benchmark:
         """Scan a local copy (``<root>/train/<wnid>/...``, ``<root>/val/<wnid>/...``) and return the
         sample-level (train, val) tables (``sample_id``, ``label``) in canonical order. Count mismatches
         against the manifest are reported on ``log`` and in ``df.attrs["mismatches"]``."""
+        return self.materialize_split(root, "train", log), self.materialize_split(root, "val", log)
+
+    def materialize_split(self, root: str | os.PathLike, split: str, log=sys.stderr) -> pd.DataFrame:
+        """:meth:`materialize` for one split only (``"train"`` or ``"val"``)."""
         from .imagefolder import scan_split
 
         root = Path(root)
-        out = []
-        for split in ("train", "val"):
-            manifest = self._train if split == "train" else self._val
-            if manifest is not None and "sample_id" in manifest and split == "val" and self.definition.source == "imagenet-1k":
-                df = _imagenet1k_val(root, manifest)
-            elif manifest is not None and "sample_id" in manifest:
-                df = manifest[["sample_id", "label"]].copy()
-                exists = np.array([(root / s).is_file() for s in df["sample_id"]])
-                df.attrs["mismatches"] = {"missing_files": int((~exists).sum())}
-            elif not (root / split).is_dir():
-                df = pd.DataFrame({"sample_id": pd.Series(dtype=object), "label": pd.Series(dtype=np.int64)})
-                df.attrs["mismatches"] = {"missing_split_folder": str(root / split)}
-            else:
-                sc = self.source_classes
-                listing = scan_split(root, split, classes=sc["wnid"].tolist())
-                label_of = dict(zip(sc["wnid"], sc["label"]))
-                listing["label"] = listing["class_dir"].map(label_of).astype(np.int64)
-                if split == "train" and self.rule.get("odd_keep"):
-                    pos = listing.groupby("class_dir", sort=False).cumcount().to_numpy()
-                    odd = (listing["label"].to_numpy() % 2) == 1
-                    listing = listing[~odd | (pos % 2 == 0)].reset_index(drop=True)
-                found = listing["class_dir"].value_counts()
-                expected = sc.set_index("wnid")[f"num_{split}"]
-                diff = {w: (int(expected[w]), int(found.get(w, 0))) for w in expected.index if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])}
-                df = listing[["sample_id", "label"]].copy()
-                df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
-            mm = df.attrs.get("mismatches", {})
-            if any(v for k, v in mm.items() if k != "examples"):
-                print(f"materialize {self.name} {split}: {len(df)} samples; differences from the manifest: {mm}", file=log)
-            out.append(df.reset_index(drop=True))
-        return out[0], out[1]
+        if split not in ("train", "val"):
+            raise InvalidInputError(f"benchmark {self.name}: expected split train or val, found {split!r}")
+        manifest = self._train if split == "train" else self._val
+        if manifest is not None and "sample_id" in manifest and split == "val" and self.definition.source == "imagenet-1k":
+            df = _imagenet1k_val(root, manifest)
+        elif manifest is not None and "sample_id" in manifest:
+            df = manifest[["sample_id", "label"]].copy()
+            exists = np.array([(root / s).is_file() for s in df["sample_id"]])
+            df.attrs["mismatches"] = {"missing_files": int((~exists).sum())}
+        elif not (root / split).is_dir():
+            df = pd.DataFrame({"sample_id": pd.Series(dtype=object), "label": pd.Series(dtype=np.int64)})
+            df.attrs["mismatches"] = {"missing_split_folder": str(root / split)}
+        else:
+            sc = self.source_classes
+            listing = scan_split(root, split, classes=sc["wnid"].tolist())
+            label_of = dict(zip(sc["wnid"], sc["label"]))
+            listing["label"] = listing["class_dir"].map(label_of).astype(np.int64)
+            if split == "train" and self.rule.get("odd_keep"):
+                pos = listing.groupby("class_dir", sort=False).cumcount().to_numpy()
+                odd = (listing["label"].to_numpy() % 2) == 1
+                listing = listing[~odd | (pos % 2 == 0)].reset_index(drop=True)
+            found = listing["class_dir"].value_counts()
+            expected = sc.set_index("wnid")[f"num_{split}"]
+            diff = {w: (int(expected[w]), int(found.get(w, 0))) for w in expected.index if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])}
+            df = listing[["sample_id", "label"]].copy()
+            df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
+        mm = df.attrs.get("mismatches", {})
+        if any(v for k, v in mm.items() if k != "examples"):
+            print(f"materialize {self.name} {split}: {len(df)} samples; differences from the manifest: {mm}", file=log)
+        return df.reset_index(drop=True)
+
+    def sample_table(self, split: str) -> pd.DataFrame | None:
+        """The manifest's sample-level table of ``split`` (``sample_id``, ``label``, in canonical order)
+        when the benchmark lists samples (ImageNet-1K val, HZR relabels), else None (class-level rule)."""
+        manifest = self._train if split == "train" else self._val
+        if manifest is not None and "sample_id" in manifest:
+            return manifest[["sample_id", "label"]].reset_index(drop=True)
+        return None
+
+    def torch_dataset(self, root: str | os.PathLike, split: str, transform=None):
+        """A ``torch.utils.data.Dataset`` of ``(image, label)`` over a local ImageNet-21K-P / ImageNet-1K
+        copy at ``root``, in this benchmark's canonical order (``transform`` maps the RGB PIL image;
+        ``.sample_ids`` and ``.labels`` give the order). Samples missing from the copy are skipped."""
+        from .imagedata import ImageDataset
+
+        return ImageDataset.from_table(self.materialize_split(root, split), root, transform)
 
 
 def _imagenet1k_val(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:

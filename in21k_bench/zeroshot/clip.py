@@ -30,6 +30,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ..device import resolve_device
 from ..errors import In21kError, InvalidInputError
 from ..fileio import save_npy, write_json
 from .prompts import PROMPT_TEMPLATES, fill_prompts, prompts_version
@@ -48,20 +49,6 @@ _TEST_ARCH_CFG = dict(
 
 class ClipError(In21kError):
     """A CLIP model could not be loaded or used as asked."""
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ClipError(f"device: expected a CUDA GPU for --device {device}, found none (use --device cpu or auto)")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ClipError(f"device: expected auto, cpu or cuda[:N], found {device!r}")
-    return device
 
 
 @dataclass
@@ -283,15 +270,16 @@ class EmbeddingChunks:
             yield self.rows(k)[0], self.read(k)
 
     def fill(self, clip: ClipModel, paths: Sequence[str], batch_size: int = 256, num_workers: int = 0,
-             on_chunk=None) -> int:
-        """Embed every missing chunk from ``paths`` (same order as the sample ids); returns chunks written."""
+             on_chunk=None, chunks: Sequence[int] | None = None, progress: bool = True) -> int:
+        """Embed the missing chunks (or the given ``chunks``: this process's share under torchrun) from
+        ``paths`` (same order as the sample ids); returns chunks written."""
         from tqdm import tqdm
 
-        todo = self.missing()
+        todo = self.missing() if chunks is None else list(chunks)
         if not todo:
             return 0
         total = sum(self.rows(k)[1] - self.rows(k)[0] for k in todo)
-        with tqdm(total=total, desc="embed images", unit="img", disable=None, file=None) as bar:
+        with tqdm(total=total, desc="embed images", unit="img", disable=None if progress else True, file=None) as bar:
             for k in todo:
                 a, b = self.rows(k)
                 parts = []
