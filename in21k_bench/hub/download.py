@@ -20,6 +20,7 @@ from typing import Iterable
 from ..catalog import get_definition
 from ..errors import ChecksumError, HubError, HubOfflineError, In21kError, InvalidInputError, UnknownBenchmarkError
 from ..fileio import atomic_write, sha256_file
+from ..paths import inputs_dir
 from .config import (
     CHECKSUMS_NAME,
     FEATURE_SPLITS,
@@ -271,7 +272,6 @@ def install_input(src: Path, dest: Path, force: bool = False) -> Path:
 def download_inputs(name: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None, *, install: bool = True, force: bool = False) -> dict[str, Path]:
     """Download every input of a "needs-input" benchmark (relabels or probe scores) and, with ``install``,
     copy them to the inputs folder that ``load()`` reads (``$IN21K_BENCH_INPUTS/<version>/``)."""
-    from ..benchmark import inputs_dir  # the inputs-folder convention lives with the loader
 
     d = get_definition(name, version)
     out = {}
