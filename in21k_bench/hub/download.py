@@ -282,3 +282,14 @@ def download_inputs(name: str, version: str | None = None, repo_id: str | None =
             local = download_scores(spec.key, d.version, repo_id, revision, cache_dir)
         out[spec.key] = install_input(local, inputs_dir() / d.version / spec.filename, force) if install else local
     return out
+
+
+def download_all_inputs(kind: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None, *, force: bool = False) -> dict[str, Path]:
+    """Every relabel file (``kind="relabels"``: ``{mode: path}``) or every probe-score file (``kind="scores"``:
+    ``{model: path}``) of a version, downloaded, verified and installed in the inputs folder."""
+    version = resolve_version(version)
+    if kind == "relabels":
+        return {m: install_input(download_relabels(m, version, repo_id, revision, cache_dir), inputs_dir() / version / f"{m}.parquet", force) for m in RELABEL_MODES}
+    if kind == "scores":
+        return {m: install_input(download_scores(m, version, repo_id, revision, cache_dir), inputs_dir() / version / f"scores-{m}.parquet", force) for m in SCORE_MODELS}
+    raise InvalidInputError(f"hub: expected an input kind 'relabels' or 'scores', found {kind!r}")
