@@ -172,3 +172,14 @@ def test_v2_entries_are_submitted_and_checked(fake_eval, runs, tmp_path, capsys)
     readme = (root / "README.md").read_text()
     section = readme.split("## coarse-d4 (v2)")[1].split("\n## ")[0]
     assert "### Verified" in section and "### Reported" in section and "Mine" in section
+
+
+def test_copy_predictions_refuses_oversized_files(fake_eval, runs, tmp_path, capsys, monkeypatch):
+    from in21k_bench.leaderboard import submitter
+
+    monkeypatch.setattr(submitter, "MAX_PREDICTION_BYTES", 10)
+    root = _seeded(tmp_path)
+    code, _, err = run_cli(["submit", *map(str, runs), "-b", "tiny", "-m", "Big", "--root", str(root), "--copy-predictions"], capsys)
+    assert code == 2 and "expected prediction files of at most 10 bytes" in err and err.count("\n") == 1
+    assert not (root / "submissions" / "tiny" / "big-unspecified.json").exists()
+    assert not (root / "submissions" / "tiny" / "big-unspecified").exists()
