@@ -99,8 +99,10 @@ def probe_cmd(
     from ..methods.probe import linear_probe, write_class_scores
 
     train, val, bench = open_features_and_benchmark(features, benchmark)
-    if bench is not None:
-        ytr, yva, c = bench.train_labels(), bench.val_labels(), bench.num_classes
+    if bench is not None:  # the stores are the benchmark's view: their labels are the benchmark's
+        ytr = train.labels if train.labels is not None else bench.train_labels()
+        yva = val.labels if val.labels is not None else bench.val_labels()
+        c = bench.num_classes
         classes = bench.classes.sort_values("label")
         wnids = classes["wnid"].astype(str).tolist()
     else:

@@ -54,14 +54,20 @@ class FitRun:
         }
 
 
-def find_neighbors(store_path: Path, k: int) -> tuple[Path, bool]:
-    """``(path, exists)`` of the neighbour file for ``k`` by the folder convention: ``knn-k<k>.npy``,
-    else the smallest ``knn-k<K>.npy`` with ``K > k``, else (not existing) ``knn-k<k>.npy``."""
-    exact = store_path / f"knn-k{k}.npy"
+def find_neighbors(store: Any, k: int) -> tuple[Path, bool]:
+    """``(path, exists)`` of the neighbour file for ``k`` by the folder convention
+    (:func:`.knn.default_knn_path`: ``knn-k<k>.npy``, or ``knn-k<k>-<benchmark>.npy`` for a benchmark's
+    view of a larger store), else the smallest ``knn-k<K>.npy`` with ``K > k`` beside it (plain stores
+    only), else (not existing) the conventional path."""
+    from .knn import default_knn_path
+
+    exact = default_knn_path(store, k)
     if exact.is_file():
         return exact, True
+    if getattr(store, "view_name", None):
+        return exact, False
     larger = []
-    for p in store_path.glob("knn-k*.npy"):
+    for p in Path(store.path).glob("knn-k*.npy"):
         m = re.fullmatch(r"knn-k(\d+)\.npy", p.name)
         if m and int(m.group(1)) > k:
             larger.append((int(m.group(1)), p))
@@ -128,7 +134,7 @@ def fit_features(
     if neighbors is not None:
         nb_path, exists = Path(neighbors), Path(neighbors).is_file()
     else:
-        nb_path, exists = find_neighbors(Path(train.path), k)
+        nb_path, exists = find_neighbors(train, k)
     if exists:
         nbrs = np.load(nb_path, mmap_mode="r", allow_pickle=False)
         if nbrs.ndim == 2 and nbrs.shape[1] > k:
