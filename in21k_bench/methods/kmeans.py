@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..features.store import FeatureStore, l2_normalize
-from ..fileio import check_output_dir, ensure_dir, save_npy, write_json
+from ..fileio import check_output_dir, ensure_dir, save_npy
+from ..predictions import TOP1_FILE, TOPK_FILE, write_predictions
 from .knn import flat_ip_index, resolve_device
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -250,8 +251,6 @@ def run_kmeans(
     km.fit(train)
     top1, tk = km.predict_topk(val, k=topk, chunk_rows=chunk_rows)
     ensure_dir(out, "kmeans")
-    save_npy(out / "top1.npy", top1)
-    save_npy(out / f"top{tk.shape[1]}.npy", tk)
     save_npy(out / "centroids.npy", km.centroids)
     record = {
         "method": "kmeans",
@@ -261,7 +260,7 @@ def run_kmeans(
         "fit_seconds": round(km.fit_seconds or 0.0, 3),
         "total_seconds": round(time.perf_counter() - t0, 3),
         "num_val": int(len(top1)),
-        "files": {"top1": "top1.npy", f"top{tk.shape[1]}": f"top{tk.shape[1]}.npy", "centroids": "centroids.npy"},
+        "files": {"top1": TOP1_FILE, "topk": TOPK_FILE, "centroids": "centroids.npy"},
         "faiss_version": faiss.__version__,
         **(extra or {}),
     }
@@ -270,5 +269,4 @@ def run_kmeans(
         record.setdefault("train_features", str(train.path))
     if isinstance(val, FeatureStore):
         record.setdefault("val_features", str(val.path))
-    write_json(out / "run.json", json.loads(json.dumps(record, default=str)))
-    return record
+    return write_predictions(out, top1, tk, record=json.loads(json.dumps(record, default=str)), record_name="run.json")

@@ -40,7 +40,8 @@ from tqdm.auto import tqdm
 
 from ..device import resolve_device
 from ..errors import In21kError, InvalidInputError
-from ..fileio import atomic_path, save_npy, write_json
+from ..fileio import atomic_path
+from ..predictions import write_predictions
 from .distributed import DistInfo, barrier, init_distributed
 from .heads import BatchedHeads, ema_update, make_teacher, teacher_momentum
 from .health import CURVE_POINTS, health_report
@@ -500,11 +501,7 @@ def fit(
         for msg in result.health["warnings"]:
             print(f"fit {cfg.method}: warning: {msg}", file=sys.stderr)
         if out is not None:
-            save_npy(out / "top1.npy", top1)
-            save_npy(out / "top5.npy", top5)
-            if probs is not None:
-                save_npy(out / "probs.npy", probs)
-            write_json(out / "fit.json", {
+            write_predictions(out, top1, top5, probs, record_name="fit.json", record={
                 "method": cfg.method,
                 "config": cfg.to_dict(),
                 "settings": settings or {},
