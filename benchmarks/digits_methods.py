@@ -59,6 +59,7 @@ def run_one(method: str, seed: int, feats: str, work: str) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-list", default=None, help="Comma-separated seeds (instead of 0..seeds-1).")
     ap.add_argument("--methods", default="kmeans,temi,scanv2")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", type=Path, default=None, help="Folder for the features and runs (default: a temporary one).")
@@ -71,7 +72,20 @@ def main(argv=None) -> int:
     feats = work / "digits"
     if not (feats / "val").is_dir():
         write_digits(feats)
-    jobs = [(m, s) for m in args.methods.split(",") for s in range(args.seeds)]
+    seeds = [int(v) for v in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    jobs = [(m, s) for m in args.methods.split(",") for s in seeds]
+    # mine the default neighbour file once, before the parallel runs (they would race to write it)
+    from in21k_bench.features.store import open_features
+    from in21k_bench.methods.fit import find_neighbors
+    from in21k_bench.methods.knn import mine_knn
+    from in21k_bench.methods.recipe import default_config
+
+    train, _ = open_features(feats)
+    for m in {m for m, _ in jobs if m != "kmeans"}:
+        k = default_config(m, train.num_rows, 10).config.knn
+        path, exists = find_neighbors(train, k)
+        if not exists:
+            mine_knn(train, k, path, device="cpu")
     results: dict[str, list[dict]] = {}
     with concurrent.futures.ProcessPoolExecutor(args.workers) as pool:
         futs = [pool.submit(run_one, m, s, str(feats), str(work)) for m, s in jobs]
