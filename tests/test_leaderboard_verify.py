@@ -19,8 +19,10 @@ from test_leaderboard import fake_eval, fake_evaluate, runs  # noqa: F401 -- fix
 
 
 def _seeded(tmp_path):
+    """A leaderboard folder with one reported entry (the seeds are covered elsewhere; this keeps tests fast)."""
     root = tmp_path / "lb"
-    lb.write_seed_submissions(root)
+    seed = next(s for s in lb.paper_seed_submissions() if s.benchmark == "tiny" and s.method == "TEMI")
+    lb.write_submission(seed, root)
     return root
 
 
@@ -80,7 +82,7 @@ def test_verified_entry_without_predictions_is_refused_then_downgraded(fake_eval
     lb.build(root)
     assert lb.check_leaderboard(root) == []
     readme = (root / "README.md").read_text()
-    tiny = readme[readme.index("## tiny (v1)") : readme.index("## small (v1)")]
+    tiny = readme.split("## tiny (v1)")[1].split("\n## ")[0]
     assert "### Unchecked" in tiny and "| Hand |" in tiny.split("### Unchecked")[1].split("###")[0]
     page_entry = [e for e in lb.page_data(lb.load_submissions(root))["entries"] if e["method"] == "Hand"]
     assert [e["status"] for e in page_entry] == ["unchecked"]

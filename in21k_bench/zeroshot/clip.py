@@ -39,12 +39,23 @@ log = logging.getLogger(__name__)
 
 #: Name of a tiny architecture for tests and smoke runs (random weights only).
 TEST_ARCH = "in21k-test-tiny"
-_TEST_ARCH_CFG = dict(
-    base="ViT-B-32",
-    embed_dim=64,
-    vision_cfg=dict(image_size=32, layers=2, width=64, patch_size=8, head_width=32),
-    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
-)
+#: A small architecture with a realistic cost per image (~0.7 GMAC at 64 px; random weights only),
+#: for timing the image pipelines (``benchmarks/scale.py``) without downloads.
+BENCH_ARCH = "in21k-test-small"
+_TEST_ARCH_CFGS = {
+    TEST_ARCH: dict(
+        base="ViT-B-32",
+        embed_dim=64,
+        vision_cfg=dict(image_size=32, layers=2, width=64, patch_size=8, head_width=32),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
+    ),
+    BENCH_ARCH: dict(
+        base="ViT-B-32",
+        embed_dim=128,
+        vision_cfg=dict(image_size=64, layers=6, width=384, patch_size=8, head_width=64),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=128, heads=2, layers=2),
+    ),
+}
 
 
 class ClipError(In21kError):
@@ -106,7 +117,7 @@ def load_clip(model: str, pretrained: str | None = None, device: str = "auto", s
 
     ``pretrained``: an open_clip tag (``laion2b_s34b_b88k``), a local checkpoint file, or None
     for random weights (seeded with ``seed``). ``model`` may also be ``hf-hub:org/repo`` or
-    ``local-dir:/path`` (open_clip schemas) or :data:`TEST_ARCH`.
+    ``local-dir:/path`` (open_clip schemas) or :data:`TEST_ARCH` / :data:`BENCH_ARCH`.
     """
     import open_clip
     import torch
@@ -114,10 +125,10 @@ def load_clip(model: str, pretrained: str | None = None, device: str = "auto", s
     dev = resolve_device(device)
     kwargs: dict[str, Any] = {}
     base = model
-    if model == TEST_ARCH:
+    if model in _TEST_ARCH_CFGS:
         if pretrained is not None:
-            raise ClipError(f"clip: {TEST_ARCH} has no pretrained weights, expected pretrained=None, found {pretrained!r}")
-        cfg = dict(_TEST_ARCH_CFG)
+            raise ClipError(f"clip: {model} has no pretrained weights, expected pretrained=None, found {pretrained!r}")
+        cfg = dict(_TEST_ARCH_CFGS[model])
         base = cfg.pop("base")
         kwargs = cfg
     elif ":" not in model and model not in open_clip.list_models():
