@@ -24,8 +24,8 @@ def _taxonomy():
     try:
         return load_taxonomy()
     except In21kError:
+        from in21k_bench.builders.taxonomy import build_taxonomy_tables
         from in21k_bench.sources import Sources
-        from in21k_bench.taxonomy import build_taxonomy_tables
 
         return Taxonomy(build_taxonomy_tables(Sources.locate())["taxonomy/classes"].to_pandas())
 

@@ -16,20 +16,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .catalog import BenchmarkDefinition, get_definition
+from .catalog import BenchmarkDefinition, get_definition, list_definitions
 from .errors import In21kError, InvalidInputError, NeedsInputError
 from .label_protocol import LabelAndAncestors, LabelProtocol, OwnLabel, RealSets
-from .manifests import SPLITS_DIR, read_arrow, read_index
-from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy
+from .manifest_index import ManifestIndex
+from .manifests import read_arrow
+from .paths import INPUTS_ENV, inputs_dir, splits_root
+from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy, read_imagenet1k, read_taxonomy
 
-INPUTS_ENV = "IN21K_BENCH_INPUTS"
-
-
-def inputs_dir() -> Path:
-    """Where "needs-input" benchmarks look for their input files by default:
-    ``$IN21K_BENCH_INPUTS`` or ``~/.cache/in21k-bench/inputs``."""
-    env = os.environ.get(INPUTS_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "in21k-bench" / "inputs"
+__all__ = ["Benchmark", "INPUTS_ENV", "inputs_dir", "list_benchmarks", "load"]
 
 
 class Benchmark:
@@ -140,13 +135,14 @@ class Benchmark:
         return 50_000 if self.val_source == "imagenet-1k" else None
 
     def label_matrix(self) -> sp.csr_matrix:
-        """(C x C) boolean CSR: row l = the label set of a sample whose label is l (label + its MIIL
-        ancestors that are labels of this benchmark). Only for hierarchy-based label sets."""
+        """(C x C) boolean CSR: row l = the label set of a sample whose label is l (label + its ancestors
+        that are labels of this benchmark: MIIL ancestors, or for a label that is a WordNet synset outside
+        the classes, the classes and extra synsets on its hypernym chain). Only for hierarchy-based label sets."""
         return self.taxonomy.label_ancestor_matrix(self.classes["wnid"].to_numpy(dtype=object))
 
     def label_sets(self) -> sp.csr_matrix:
-        """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (the label and its ancestors
-        that are labels, the label alone, or the ReaL set, by benchmark)."""
+        """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (see :meth:`label_matrix`;
+        the ReaL set for ``real1k``; the label itself for ImageNet-1K)."""
         kind = self.definition.label_sets
         if kind == "real":
             col = self._val["real"]
@@ -182,6 +178,7 @@ class Benchmark:
             "status": self.status,
             "description": self.description,
             "rule": self.rule,
+            "notes": self.definition.notes or None,
             "num_classes": self.num_classes,
             "num_train": self.num_train,
             "num_val": self.num_val,
@@ -301,50 +298,34 @@ def _resolve_inputs(d: BenchmarkDefinition, inputs) -> dict[str, Path]:
 
 
 def load(name: str, version: str | None = None, *, source: str = "package", inputs=None, root: str | os.PathLike | None = None) -> Benchmark:
-    """Load a registered benchmark.
+    """Load a registered benchmark (``version`` None = the latest version of ``name``).
 
     ``source="package"`` reads the manifests shipped with the package (checksummed); ``source="hub"``
     downloads the pinned manifest version from the hub (see ``docs/hub.md``); ``root`` points at another
     splits folder. ``inputs`` (a path, or a mapping input-name -> path) feeds "needs-input" benchmarks.
     """
-    from .taxonomy import load_imagenet1k, load_taxonomy
-
     d = get_definition(name, version)
     if source not in ("package", "hub"):
         raise In21kError(f"load: expected source 'package' or 'hub', found {source!r}")
     if d.status == "needs-input":
         resolved = _resolve_inputs(d, inputs)
-        taxonomy = load_taxonomy(d.version)
-        in1k = load_imagenet1k(d.version) if d.source == "imagenet-1k" else None
+        taxonomy = read_taxonomy(d.version)
+        in1k = read_imagenet1k(d.version) if d.source == "imagenet-1k" else None
         return Benchmark.from_tables(d, d.build(taxonomy, in1k, inputs=resolved), taxonomy, in1k)
     if source == "hub":
         from .hub import download_manifest
 
         root = download_manifest(d.name, d.version)
-    root = Path(root) if root else SPLITS_DIR
-    if root == SPLITS_DIR:
-        from .taxonomy import load_imagenet1k as _in1k, load_taxonomy as _tax
-
-        taxonomy = _tax(d.version)
-        in1k = _in1k(d.version) if d.source == "imagenet-1k" else None
-    else:
-        taxonomy = Taxonomy(read_arrow(f"{d.version}/taxonomy/classes.parquet", root).to_pandas(), version=d.version)
-        in1k = (
-            ImageNet1k(
-                read_arrow(f"{d.version}/taxonomy/imagenet1k_classes.parquet", root).to_pandas(),
-                read_arrow(f"{d.version}/taxonomy/imagenet1k_val.parquet", root).to_pandas(),
-            )
-            if d.source == "imagenet-1k"
-            else None
-        )
-    entry = read_index(root)["versions"].get(d.version, {}).get("benchmarks", {}).get(d.name)
-    if entry is None:
+    root = splits_root(root)
+    files = ManifestIndex.load(root).benchmark_entry(d.name, d.version)
+    if files is None:
         raise In21kError(f"benchmark {d.name}: expected version {d.version} in the manifest index at {root}, found none (run `in21k-bench build-manifests`)")
-    tables = {Path(rel).stem: read_arrow(rel, root) for rel in entry["files"]}
+    taxonomy = read_taxonomy(d.version, root)
+    in1k = read_imagenet1k(d.version, root) if d.source == "imagenet-1k" else None
+    tables = {Path(rel).stem: read_arrow(rel, root) for rel in files["files"]}
     return Benchmark.from_tables(d, tables, taxonomy, in1k)
 
 
 def list_benchmarks(version: str | None = None) -> list[str]:
-    from .catalog import list_definitions
-
+    """Names of the registered benchmarks (of ``version``, or the latest of each name)."""
     return [d.name for d in list_definitions(version)]

@@ -30,11 +30,11 @@ import scipy.sparse as sp
 from .benchmark import Benchmark, load
 from .errors import InvalidInputError
 from .features.store import META, FeatureStore
+from .fileio import sha256_file
 from .label_protocol import REAL_DRAWS, FixedLabels, LabelProtocol, PerSampleSets, RealSets
 from .metrics import score
 from .prediction_table import check_id_classes, read_sample_ids, table_to_arrays
 from .predictions import PredictionArrays, PredictionTable, array_sha256, load_predictions, npy_to_arrays, open_npy
-from .fileio import sha256_file
 from .result import EvaluationResult
 from .validation import MAX_CLUSTERS, PROB_SUM_TOL, as_numeric_array, validate_predictions
 
@@ -279,8 +279,7 @@ def evaluate_arrays(
         lab = _check_labels(labels, preds.n, benchmark)
         C = int(num_classes) if num_classes is not None else (int(label_sets.shape[1]) if label_sets is not None else int(lab.max(initial=-1)) + 1)
         _check_sets(label_sets, preds.n, C, benchmark)
-        protocol = PerSampleSets(lab, label_sets) if label_sets is not None else FixedLabels(lab, C)
-    protocol.num_classes = C
+        protocol = PerSampleSets(lab, label_sets, C) if label_sets is not None else FixedLabels(lab, C)
     K = preds.num_clusters(num_clusters, C)
     res = score(preds.top1, protocol, num_clusters=K, topk=preds.topk, confidence=preds.confidence, num_draws=num_draws)
     return EvaluationResult.from_metrics(res, benchmark=benchmark, version=version, num_classes=C, num_clusters=K, k=preds.k, predictions_sha256=predictions_sha256 or preds.sha256())

@@ -306,8 +306,8 @@ class PerSampleSets(FixedLabels):
     name = "per-sample-sets"
     has_sets = True
 
-    def __init__(self, labels, label_sets: sp.spmatrix, **kw):
-        super().__init__(labels, label_sets.shape[1], **kw)
+    def __init__(self, labels, label_sets: sp.spmatrix, num_classes: int | None = None, **kw):
+        super().__init__(labels, label_sets.shape[1] if num_classes is None else num_classes, **kw)
         self._index = SetIndex(label_sets)
 
     def contains(self, labels, mapped):

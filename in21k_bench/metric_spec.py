@@ -1,7 +1,7 @@
 """The one list of evaluation metrics.
 
 Every place that names a metric reads it from :data:`METRICS`: the aggregation over ReaL label draws,
-the fields of :class:`~in21k_bench.evaluate.EvaluationResult` (each metric ``key`` plus ``key_std``),
+the fields of :class:`~in21k_bench.result.EvaluationResult` (each metric ``key`` plus ``key_std``),
 its text table, the leaderboard's columns and the demo's table. Adding a metric means adding one
 :class:`MetricSpec` here and computing the value in :mod:`in21k_bench.metrics`.
 

@@ -24,6 +24,8 @@ Three accuracies are reported, and they answer different questions:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -40,6 +42,8 @@ from .label_protocol import (
 )
 from .matching import MATCHING, Matching, contingency, dense_matching, forced_pairs, match_clusters, max_agreement_matching
 from .metric_spec import METRICS, NUM_ECE_BINS
+
+EXACT_FLOAT_LIMIT = 2.0**52  # composite matching weights must stay exact in float64
 
 __all__ = [
     "MATCHING",
@@ -133,6 +137,8 @@ def temi_overcluster_accuracy(table: sp.spmatrix) -> float:
     with one more matching on the integer weights ``w * (n + 1) + (w - colmax_k)`` (lexicographic: the
     agreements first, then the secondary term ``sum over matched (w - colmax_k)``, which lies in
     [-n, 0]), so TEMI's code can print this value or a lower one for the same table, never a higher one.
+    Exact while ``(n + 1) * max(w) * (C + 1) < 2^52`` (the LAPJVsp costs stay exact in float64; IN-21K
+    val: 2.9e15 < 4.5e15); beyond that the plain matching's tie-break is used, with a warning.
     """
     t = sp.csr_matrix(table).astype(np.int64)
     t.eliminate_zeros()
@@ -146,10 +152,12 @@ def temi_overcluster_accuracy(table: sp.spmatrix) -> float:
     colmax = np.asarray(sp.csc_matrix(t).max(axis=0).todense()).ravel().astype(np.int64)
     coo = t.tocoo()
     w = coo.data.astype(np.int64)
-    if float(n + 1) * float(w.max()) * float(t.shape[0] + 1) >= 2.0**52:
-        raise ValueError("temi_overcluster_accuracy: table too large for exact composite weights")
-    composite = w * (n + 1) + (w - colmax[coo.col])  # >= 2 for every edge
-    m = max_agreement_matching(sp.csr_matrix((composite, (coo.row, coo.col)), shape=t.shape))
+    if float(n + 1) * float(w.max()) * float(t.shape[0] + 1) < EXACT_FLOAT_LIMIT:
+        composite = w * (n + 1) + (w - colmax[coo.col])  # >= 2 for every edge
+        m = max_agreement_matching(sp.csr_matrix((composite, (coo.row, coo.col)), shape=t.shape))
+    else:  # composite costs would not be exact in float64 (far beyond IN-21K val scale): solver's tie-break
+        warnings.warn(f"temi_overcluster_accuracy: n = {n:,} samples is too large for the exact tie-break; ties between maximum matchings are broken by the solver", stacklevel=2)
+        m = max_agreement_matching(t)
     lab, clu = m.pairs
     agreements = int(np.asarray(t[lab, clu]).sum()) if len(lab) else 0
     unmatched = np.ones(t.shape[1], dtype=bool)
@@ -379,9 +387,8 @@ def compute_metrics(
     elif label_matrix is not None:
         protocol = LabelAndAncestors(labels, label_matrix)
     elif label_sets is not None:
-        protocol = PerSampleSets(labels, label_sets)
+        protocol = PerSampleSets(labels, label_sets, C)
     else:
         protocol = FixedLabels(labels, C)
-    protocol.num_classes = C
     return score(top1, protocol, num_clusters=num_clusters, topk=topk, confidence=confidence, num_draws=num_draws, progress=progress)
 

@@ -45,6 +45,8 @@ REQUIRED_FILES = (
     "datadings/ImageNet21k_synsets.json.xz",
     "imagenet-fall11/ReleaseStatus.xml",
     "imagenet-fall11/wordnet.is_a.txt",
+    "imagenet-fall11/words.txt",
+    "wordnet/instance-synsets.txt",
     "imagenet-1k/imagenet_2012_validation_synset_labels.txt",
     "imagenet-1k/real.json",
 )
@@ -228,6 +230,25 @@ class Sources:
         return edges
 
     @cached_property
+    def last_hypernym(self) -> dict[str, str]:
+        """child wnid -> its direct hypernym from the LAST line of ``wordnet.is_a.txt`` naming it
+        (the parent choice that rebuilds the MIIL tree)."""
+        out: dict[str, str] = {}
+        for parent, child in self.is_a_edges:
+            out[child] = parent
+        return out
+
+    @cached_property
+    def words(self) -> dict[str, list[str]]:
+        """wnid -> WordNet lemmas for the 82,115 noun synsets of ``words.txt``."""
+        return {k: [s.strip() for s in v.split(", ") if s.strip()] for k, v in _tsv_map(self.read_text("imagenet-fall11/words.txt")).items()}
+
+    @cached_property
+    def instance_synsets(self) -> frozenset[str]:
+        """The WordNet 3.0 noun synsets that are instances (``@i`` pointer), e.g. n09450163 'sun'."""
+        return frozenset(_lines(self.read_text("wordnet/instance-synsets.txt")))
+
+    @cached_property
     def num_images_fall11(self) -> dict[str, int]:
         text = self.read_text("imagenet-fall11/ReleaseStatus.xml")
         out: dict[str, int] = {}
@@ -254,9 +275,7 @@ def miil_parents_from_is_a(wnids: list[str], edges: list[tuple[str, str]]) -> np
     """Rebuild the MIIL tree from WordNet edges (docs/benchmarks.md, "The data"): a child listed under several parents
     takes the parent of its LAST line; follow to the top, keep only dataset classes.
     Returns the parent class index of every class (-1 for roots)."""
-    last_parent: dict[str, str] = {}
-    for parent, child in edges:
-        last_parent[child] = parent
+    last_parent = dict((child, parent) for parent, child in edges)  # later lines win
     index = {w: i for i, w in enumerate(wnids)}
     parents = np.full(len(wnids), -1, dtype=np.int32)
     for i, w in enumerate(wnids):

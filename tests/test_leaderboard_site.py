@@ -39,6 +39,7 @@ def _verified_entry() -> lb.Submission:
         package_version="0.1.0",
         num_runs=3,
         predictions_sha256=[c * 64 for c in "abc"],
+        predictions=[f"https://example.org/preds/run-{i}.npy" for i in (1, 2, 3)],
         metrics={"acc": lb.MetricStat.from_runs(runs), "nmi": lb.MetricStat.from_runs([0.6, 0.61, 0.62])},
         status="verified",
         date=dt.date(2025, 1, 1),

@@ -59,6 +59,10 @@ def _copy_source_tree(dest: Path) -> Path:
 
 def _expected_wheel_files() -> set[str]:
     names = {"in21k_bench/splits/index.json"}
+    # every module and data file of the package folder (a subpackage missing from pyproject's list would be absent)
+    for p in (REPO / "in21k_bench").rglob("*"):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+            names.add(p.relative_to(REPO).as_posix())
     for v in read_index()["versions"].values():
         names |= {f"in21k_bench/splits/{rel}" for rel in v["files"]}
     src = SPLITS_DIR / "sources"

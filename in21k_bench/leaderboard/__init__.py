@@ -18,7 +18,7 @@ in [-1, 1]. Published numbers given in % are divided by 100 when recorded. The R
 page display accuracies in %.
 
 Modules, by capability: :mod:`.schema` (records, metric names), :mod:`.store` (files),
-:mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks`, :mod:`.render` (README and page),
+:mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.predictions`: where prediction files are, fetching remote ones), :mod:`.render` (README and page),
 :mod:`.seed` (the paper's numbers, from ``in21k_bench/data/paper_reported.csv``).
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..errors import InvalidSubmissionError, LeaderboardCheckError
 from . import scoring
-from .checks import check_leaderboard, check_submission, resolve_prediction
+from .checks import CheckReport, check_leaderboard, check_submission, downgrade_unverifiable, resolve_prediction, run_checks
 from .render import benchmark_order, build, page_data, render_html, render_markdown
 from .schema import (
     MAX_PREDICTION_BYTES,
@@ -61,6 +61,9 @@ __all__ = [
     "write_submission",
     "check_submission",
     "check_leaderboard",
+    "run_checks",
+    "CheckReport",
+    "downgrade_unverifiable",
     "render_markdown",
     "render_html",
     "page_data",

@@ -12,8 +12,13 @@ from typing import Any, Iterable, Sequence
 from ..catalog import list_definitions
 from ..errors import In21kError, InvalidSubmissionError
 from ..fileio import write_json, write_text
+from ..metric_spec import LEADERBOARD_METRICS
 from .schema import METRICS, PERCENT_METRICS, SCHEMA_VERSION, MetricStat, Submission
 from .store import default_root, load_submissions
+
+
+#: Entry statuses in display order: re-scorable, scored but not re-scorable, published numbers.
+STATUSES = ("verified", "unchecked", "reported")
 
 
 def benchmark_order() -> list[tuple[str, str]]:
@@ -90,7 +95,9 @@ def render_markdown(subs: Sequence[Submission]) -> str:
         "",
         "Accuracies (ACC, top-k→1/L, majority ACC) and ECE in **%**, NMI and ARI as fractions; "
         "mean ± std (ddof=1) over runs. **Verified** entries were scored by `in21k-bench submit` from "
-        "prediction files whose sha256 is recorded; **reported** entries copy published numbers (source given). "
+        "prediction files whose sha256 is recorded, and `leaderboard check` re-scores them from those files; "
+        "**unchecked** entries were scored by `submit` but their prediction files are not available, so nobody "
+        "can re-score them; **reported** entries copy published numbers (source given). "
         "`UB` marks supervised upper bounds (linear probe on the same features), listed after the clustering methods. "
         "Interactive version: [site/index.html](site/index.html). How to submit: [docs/leaderboard.md](../docs/leaderboard.md).",
         "",
@@ -103,12 +110,14 @@ def render_markdown(subs: Sequence[Submission]) -> str:
     for bench, version, family, entries in groups:
         listed.add(bench)
         out += [f"## {bench} ({version})", "", f"Family: {family}.", ""]
-        for status in ("verified", "reported"):
+        for status in STATUSES:
             part = [e for e in entries if e.status == status]
             part = [e for e in part if not e.supervised] + [e for e in part if e.supervised]
             if not part:
                 continue
             out += [f"### {status.capitalize()}", ""]
+            if status == "unchecked":
+                out += ["Scored by `in21k-bench submit`, but the prediction files are not available to re-score them.", ""]
             out += _md_table(part, status, sources)
             out.append("")
     missing = [n for n, _ in benchmark_order() if n not in listed]
@@ -159,7 +168,7 @@ def page_data(subs: Sequence[Submission]) -> dict[str, Any]:
             )
     return {
         "schema_version": SCHEMA_VERSION,
-        "metrics": [{"key": k, "label": v, "percent": k in PERCENT_METRICS} for k, v in METRICS.items()],
+        "metrics": [{"key": m.key, "label": m.short, "percent": m.percent, "higher_is_better": m.higher_is_better} for m in LEADERBOARD_METRICS],
         "benchmarks": [{"name": n, "family": f} for n, f in order],
         "chart_families": [
             {"family": "frequency", "title": "Frequency family (tiny … huge)", "benchmarks": [n for n, f in order if f == "frequency"]},

@@ -15,23 +15,16 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..metric_spec import LEADERBOARD_METRICS, RANK_METRIC
+from .predictions import is_remote, remote_problem
+
 SCHEMA_VERSION = 1
 
-#: Metric keys a submission may carry, in display order, with their column labels.
-METRICS: dict[str, str] = {
-    "acc": "ACC (top-1→1)",
-    "top1_L": "top-1→L",
-    "top5_1": "top-5→1",
-    "top5_L": "top-5→L",
-    "nmi": "NMI",
-    "ari": "ARI",
-    "majority_acc": "majority ACC",
-    "ece": "ECE",
-}
+#: Metric keys a submission may carry, in display order, with their column labels
+#: (the leaderboard columns of :data:`in21k_bench.metric_spec.METRICS`).
+METRICS: dict[str, str] = {m.key: m.short for m in LEADERBOARD_METRICS}
 #: Metrics displayed as percentages (fractions stored).
-PERCENT_METRICS = ("acc", "top1_L", "top5_1", "top5_L", "majority_acc", "ece")
-#: The metric entries are ranked by (descending).
-RANK_METRIC = "acc"
+PERCENT_METRICS: tuple[str, ...] = tuple(m.key for m in LEADERBOARD_METRICS if m.percent)
 
 #: Largest accepted submission JSON file and prediction file (bytes).
 MAX_SUBMISSION_BYTES = 64 * 1024
@@ -128,7 +121,10 @@ class Submission(BaseModel):
     predictions_sha256: list[str] = Field(default_factory=list, description="sha256 of each run's prediction file.")
     predictions: list[str] = Field(default_factory=list, description="Where each run's prediction file was (optional).")
     metrics: dict[str, MetricStat]
-    status: Literal["verified", "reported"]
+    status: Literal["verified", "unchecked", "reported"] = Field(
+        description="verified: scored by submit, prediction files available for re-scoring; unchecked: scored by submit, "
+        "prediction files not available (shown apart); reported: published numbers."
+    )
     supervised: bool = Field(False, description="True for supervised upper bounds (linear probe); ranked apart.")
     source: str | None = Field(None, description="Citation of a reported entry (table, paper).")
     date: _dt.date
@@ -175,21 +171,30 @@ class Submission(BaseModel):
 
     @model_validator(mode="after")
     def _rules(self) -> "Submission":
-        if self.status == "verified":
+        if self.status in ("verified", "unchecked"):
             if len(self.predictions_sha256) != self.num_runs:
                 raise ValueError(
-                    f"verified entry: expected one predictions_sha256 per run ({self.num_runs}), found {len(self.predictions_sha256)}"
+                    f"{self.status} entry: expected one predictions_sha256 per run ({self.num_runs}), found {len(self.predictions_sha256)}"
                 )
             for name, stat in self.metrics.items():
                 if len(stat.runs) != self.num_runs:
-                    raise ValueError(f"verified entry: metric {name} expected {self.num_runs} per-run values, found {len(stat.runs)}")
+                    raise ValueError(f"{self.status} entry: metric {name} expected {self.num_runs} per-run values, found {len(stat.runs)}")
             if not self.package_version:
-                raise ValueError("verified entry: expected the package_version that evaluated it, found none")
+                raise ValueError(f"{self.status} entry: expected the package_version that evaluated it, found none")
         else:
             if not (self.source and self.source.strip()):
                 raise ValueError("reported entry: expected a source (citation), found none")
+        if self.status == "verified" and not self.predictions:
+            raise ValueError(
+                "verified entry: expected one prediction file location per run (committed path, URL or hf:// path) "
+                "that `leaderboard check` re-scores, found none; without them the entry is 'unchecked'"
+            )
         if self.predictions and len(self.predictions) != self.num_runs:
             raise ValueError(f"expected one predictions path per run ({self.num_runs}), found {len(self.predictions)}")
+        for loc in self.predictions:
+            problem = remote_problem(loc) if is_remote(loc) else None
+            if problem:
+                raise ValueError(f"predictions: {problem}")
         return self
 
     # convenience ---------------------------------------------------------------------------------

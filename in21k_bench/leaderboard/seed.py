@@ -71,32 +71,51 @@ def _pct(x: float) -> float:
     return round(x / 100.0, 6)
 
 
+#: How the paper aggregates its numbers (Adaloglou et al. 2024, section 4 and appendix C.3).
+CLUSTERING_AGGREGATE = "clustering results are the mean of 3 independent runs"
+PROBE_AGGREGATE = (
+    "linear-probe accuracy is the best value over a learning-rate x weight-decay grid (appendix C.3), "
+    "one value, not a mean of runs"
+)
+
+
+def _describe_sources(per_metric: dict[str, ReportedNumber]) -> str:
+    """'Table 3' for one table; 'Table 5 (appendix C.4) for acc; Table 4 for top1_L, ...' when an entry
+    combines numbers from several tables."""
+    tables: dict[str, list[str]] = {}
+    for metric, r in per_metric.items():
+        tables.setdefault(r.source, []).append(metric)
+    if len(tables) == 1:
+        return next(iter(tables))
+    return "; ".join(f"{t} for {', '.join(ms)}" for t, ms in tables.items())
+
+
 def paper_seed_submissions() -> list[Submission]:
     """The paper's published results as ``reported`` entries (accuracies converted from % to fractions).
 
-    Where two tables give the same metric of one entry (top-1->1 of ``in21k`` in the results and the
-    multi-label tables), ``acc`` takes the more precise value; a disagreement beyond rounding is
-    recorded in ``notes``.
+    ``source`` names the table of every number (and which metric comes from which table when an entry
+    combines two) and how the paper aggregated it. Where two tables give the same metric of one entry
+    (top-1->1 of ``in21k`` in Tables 4 and 5), ``acc`` takes the more precise value; a disagreement
+    beyond rounding is recorded in ``notes``.
     """
     entries: dict[tuple[str, str, str, str], dict[str, list[ReportedNumber]]] = {}
     for r in read_reported():
         entries.setdefault((r.benchmark, r.version, r.backbone, r.method), {}).setdefault(r.metric, []).append(r)
     subs = []
     for (bench, version, backbone, method), per_metric in entries.items():
-        vals: dict[str, float] = {}
+        chosen: dict[str, ReportedNumber] = {}
         notes = None
         for metric, rows in per_metric.items():
             best = max(rows, key=lambda r: r.decimals)
-            vals[metric] = best.value_pct
+            chosen[metric] = best
             for other in rows:
                 if other is not best and abs(other.value_pct - best.value_pct) > 0.5 * 10 ** -other.decimals + 1e-9:
                     notes = (
-                        f"The paper's multi-label table gives top-1->1 = {other.value_pct:.{other.decimals}f}% for this entry; acc here is "
-                        f"the main table's {best.value_pct:.{best.decimals}f}%."
+                        f"{other.source} gives {metric} = {other.value_pct:.{other.decimals}f}% for this entry; "
+                        f"the value here is {best.value_pct:.{best.decimals}f}% from {best.source}."
                     )
-        multi = "top1_L" in vals
-        source = PAPER_CITATION + (", main results and multi-label tables" if multi else ", main results table")
-        source += "; mean of 3 runs"
+        supervised = method in SUPERVISED_METHODS
+        source = f"{PAPER_CITATION}, {_describe_sources(chosen)}; {PROBE_AGGREGATE if supervised else CLUSTERING_AGGREGATE}"
         subs.append(
             Submission(
                 method=method,
@@ -107,10 +126,10 @@ def paper_seed_submissions() -> list[Submission]:
                 benchmark=bench,
                 benchmark_version=version,
                 package_version=None,
-                num_runs=3,
-                metrics={k: MetricStat(mean=_pct(v)) for k, v in vals.items()},
+                num_runs=1 if supervised else 3,
+                metrics={k: MetricStat(mean=_pct(r.value_pct)) for k, r in chosen.items()},
                 status="reported",
-                supervised=method in SUPERVISED_METHODS,
+                supervised=supervised,
                 source=source,
                 date=PAPER_DATE,
                 notes=notes,

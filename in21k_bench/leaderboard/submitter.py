@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,8 +12,10 @@ from pydantic import ValidationError
 
 from ..catalog import get_definition
 from ..errors import InvalidSubmissionError
+from ..fileio import atomic_write
 from . import scoring
-from .schema import METRICS, RANK_METRIC, MetricStat, Submission, slugify, validation_message
+from .predictions import is_remote, remote_problem
+from .schema import MAX_PREDICTION_BYTES, METRICS, RANK_METRIC, MetricStat, Submission, slugify, validation_message
 from .store import default_root, submission_path, write_submission
 
 
@@ -101,8 +104,16 @@ def submit(
     overwrite: bool = False,
     dry_run: bool = False,
     progress: bool | None = None,
+    copy_predictions: bool = False,
+    prediction_urls: Sequence[str] = (),
 ) -> tuple[Submission, Path]:
     """Evaluate each run's prediction file and write a verified submission atomically.
+
+    Where ``leaderboard check`` finds each run's file to re-score it: with ``copy_predictions`` the
+    files are copied beside the entry (``submissions/<benchmark>/<slug>/``, committed with it); with
+    ``prediction_urls`` (one per run: ``https://...`` or ``hf://datasets/ORG/NAME@REV/PATH``, each
+    holding the same bytes) ``check --fetch`` downloads them; otherwise the paths as given are recorded
+    (they must then be inside the repository for the check to find them).
 
     Returns the record and the path it was (or, with ``dry_run``, would be) written to.
     """
@@ -113,6 +124,15 @@ def submit(
     for p in paths:
         if not p.exists():
             raise InvalidSubmissionError(f"submit: expected a prediction file, found no file at {p}")
+    urls = list(prediction_urls)
+    if urls and len(urls) != len(paths):
+        raise InvalidSubmissionError(f"submit: expected one prediction URL per run ({len(paths)}), found {len(urls)}")
+    if urls and copy_predictions:
+        raise InvalidSubmissionError("submit: expected either copied prediction files or prediction URLs, found both")
+    for u in urls:
+        problem = remote_problem(u) if is_remote(u) else f"expected an http(s) URL or hf:// path, found {u!r}"
+        if problem:
+            raise InvalidSubmissionError(f"submit: {problem}")
     results = []
     for p in tqdm(paths, desc="evaluating runs", unit="run", disable=None if progress is None else not progress):
         results.append(scoring.evaluate_predictions(p, d.name, d.version))
@@ -124,12 +144,46 @@ def submit(
         authors=authors,
         paper_url=paper_url,
         code_url=code_url,
-        predictions=[display_path(p) for p in paths],
+        predictions=urls or [display_path(p) for p in paths],
         notes=notes,
         supervised=supervised,
     )
     root = Path(root) if root is not None else default_root()
+    target = submission_path(root, sub.benchmark, sub.slug)
+    if copy_predictions:
+        names = [f"run-{i + 1}{''.join(p.suffixes) if p.is_file() else ''}" for i, p in enumerate(paths)]
+        sub = sub.model_copy(update={"predictions": [f"{sub.slug}/{n}" for n in names]})
     if dry_run:
-        return sub, submission_path(root, sub.benchmark, sub.slug)
-    return sub, write_submission(sub, root, overwrite=overwrite)
+        return sub, target
+    if not copy_predictions:
+        return sub, write_submission(sub, root, overwrite=overwrite)
+    for p in paths:
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+        if size > MAX_PREDICTION_BYTES:
+            raise InvalidSubmissionError(
+                f"submit --copy-predictions: expected prediction files of at most {MAX_PREDICTION_BYTES} bytes, found {size} in {p} "
+                "(give the top5.npy of a folder, or publish the file and pass --predictions-url)"
+            )
+    side = target.parent / sub.slug
+    copied = _copy_runs(paths, [side / n for n in names])
+    try:
+        return sub, write_submission(sub, root, overwrite=overwrite)
+    except BaseException:
+        for c in copied:
+            shutil.rmtree(c) if c.is_dir() else c.unlink(missing_ok=True)
+        raise
+
+
+def _copy_runs(paths: Sequence[Path], dests: Sequence[Path]) -> list[Path]:
+    """Copy prediction files (or folders) into the sidecar folder; returns what was written."""
+    done = []
+    for src, dst in zip(paths, dests):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+        done.append(dst)
+    return done
 
