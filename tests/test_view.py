@@ -91,7 +91,8 @@ def test_store_lacking_the_benchmark_is_a_one_line_error(stores, capsys):
                               "--device", "cpu"], capsys)
     assert code == 2 and "Traceback" not in err
     line = err.strip().splitlines()[-1]
-    assert "benchmark small train: expected rows of all" in line and "found none for" in line and "extract features" in line
+    assert "benchmark small train: expected rows of all 3,146 classes" in line and "found none for" in line
+    assert "use features extracted with --benchmark in21k" in line
     # a val split short of the manifest's 50 images per class (a real, not simulated, store)
     bench = load("tiny")
     sc = bench.source_classes
