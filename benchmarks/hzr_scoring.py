@@ -24,8 +24,8 @@ def _taxonomy():
     try:
         return load_taxonomy()
     except In21kError:
+        from in21k_bench.builders.taxonomy import build_taxonomy_tables
         from in21k_bench.sources import Sources
-        from in21k_bench.taxonomy import build_taxonomy_tables
 
         return Taxonomy(build_taxonomy_tables(Sources.locate())["taxonomy/classes"].to_pandas())
 
@@ -111,7 +111,7 @@ def main() -> None:
         clip.encode_image_tensor(batch)
         print(f"\nFor scale: ViT-B-32 image encoding on this CPU: {16 / (time.perf_counter() - t0):.1f} img/s")
 
-    total = 11_060_000 + 522_500  # winter21 train (~11.06 M, SPEC section 1) + val
+    total = 11_060_000 + 522_500  # winter21 train (~11.06 M, docs/benchmarks.md "The data") + val
     print("\nEncoding estimate (FLOPs from the open_clip config; an estimate, not a measurement):")
     for name in ("ViT-bigG-14", "ViT-g-14"):
         f = vit_flops_per_image(open_clip.get_model_config(name))

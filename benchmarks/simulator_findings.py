@@ -1,11 +1,11 @@
-"""Qualitative findings of SPEC section 5 / the paper, checked on SIMULATED features (not real images).
+"""Qualitative findings of the paper (docs/methods.md), checked on SIMULATED features (not real images).
 
 Two questions, on the 155 classes of the ``in21k`` benchmark under "dog" (n02084071), simulated by
 ``in21k_bench.features.simulate`` (scale 0.1 of the real per-class counts: 46 .. 300 train rows per
 class; 20 val rows per class; dim 64):
 
-1. Batch size vs C.  SPEC: SCANv2 "needs a batch much larger than C because the entropy term
-   estimates the cluster marginal"; TEMI's prior is an EMA over batches, so it should be much less
+1. Batch size vs C.  SCANv2's entropy term estimates the cluster marginal from one batch, so it
+   needs a batch much larger than C (docs/methods.md); TEMI's prior is an EMA over batches, so it should be much less
    sensitive.  Sweep the batch of both methods over multiples of C (default 0.5C, C, 4C, 16C) on
    the *balanced* training set.  Every run takes the same number of optimisation steps (``--steps``;
    epochs = ceil(steps / steps-per-epoch)), so a larger batch is not penalised by fewer teacher

@@ -9,7 +9,7 @@ Public API (mirrors the CLI)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .benchmark import Benchmark, list_benchmarks, load  # noqa: E402
 from .errors import In21kError  # noqa: E402

@@ -16,19 +16,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .catalog import BenchmarkDefinition, get_definition
+from .catalog import BenchmarkDefinition, get_definition, list_definitions
 from .errors import In21kError, InvalidInputError, NeedsInputError
-from .manifests import SPLITS_DIR, read_arrow, read_index
-from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy
+from .label_protocol import LabelAndAncestors, LabelProtocol, OwnLabel, RealSets
+from .manifest_index import ManifestIndex
+from .manifests import read_arrow
+from .paths import INPUTS_ENV, inputs_dir, splits_root
+from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy, read_imagenet1k, read_taxonomy
 
-INPUTS_ENV = "IN21K_BENCH_INPUTS"
-
-
-def inputs_dir() -> Path:
-    """Where "needs-input" benchmarks look for their input files by default:
-    ``$IN21K_BENCH_INPUTS`` or ``~/.cache/in21k-bench/inputs``."""
-    env = os.environ.get(INPUTS_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "in21k-bench" / "inputs"
+__all__ = ["Benchmark", "INPUTS_ENV", "inputs_dir", "list_benchmarks", "load"]
 
 
 class Benchmark:
@@ -101,7 +97,11 @@ class Benchmark:
 
     # ------------------------------------------------------------------------------------------
     def val_labels(self) -> np.ndarray:
-        """Label id of every val sample, in canonical val order (int64, shape (num_val,))."""
+        """Label id of every val sample, in canonical val order (int64, shape (num_val,)).
+
+        For ``real1k`` this is the *original* ImageNet-1K label, which is in the image's ReaL set for
+        only 90.0% of the scored images; ``real1k`` is scored against the ReaL sets
+        (:meth:`label_sets`, through :meth:`label_protocol`), not against these labels."""
         if self._val is not None:
             return self._val["label"].to_numpy(dtype=np.int64)
         sc = self.source_classes
@@ -135,12 +135,14 @@ class Benchmark:
         return 50_000 if self.val_source == "imagenet-1k" else None
 
     def label_matrix(self) -> sp.csr_matrix:
-        """(C x C) boolean CSR: row l = the label set of a sample whose label is l (label + its MIIL
-        ancestors that are labels of this benchmark). Only for hierarchy-based label sets."""
+        """(C x C) boolean CSR: row l = the label set of a sample whose label is l (label + its ancestors
+        that are labels of this benchmark: MIIL ancestors, or for a label that is a WordNet synset outside
+        the classes, the classes and extra synsets on its hypernym chain). Only for hierarchy-based label sets."""
         return self.taxonomy.label_ancestor_matrix(self.classes["wnid"].to_numpy(dtype=object))
 
     def label_sets(self) -> sp.csr_matrix:
-        """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (SPEC section 2)."""
+        """Boolean CSR (num_val x C): row i = the label set S_L of val sample i (see :meth:`label_matrix`;
+        the ReaL set for ``real1k``; the label itself for ImageNet-1K)."""
         kind = self.definition.label_sets
         if kind == "real":
             col = self._val["real"]
@@ -154,6 +156,17 @@ class Benchmark:
             return sp.csr_matrix((np.ones(n, dtype=bool), labels, np.arange(n + 1)), shape=(n, self.num_classes))
         return self.label_matrix()[labels]
 
+    def label_protocol(self) -> LabelProtocol:
+        """How the val split is scored (see :mod:`in21k_bench.label_protocol`): the label itself, the label
+        and its ancestors, or the ReaL sets (with the 50,000-row ImageNet-1K val order as source)."""
+        kind = self.definition.label_sets
+        if kind == "real":
+            ids = self.imagenet1k.val_sample_ids if self.imagenet1k is not None else None
+            return RealSets(self.label_sets(), source_rows=self.val_source_rows(), source_size=self.val_source_size, source_ids=ids, source_name="ImageNet-1K val")
+        if kind == "self":
+            return OwnLabel(self.val_labels(), self.num_classes)
+        return LabelAndAncestors(self.val_labels(), self.label_matrix())
+
     # ------------------------------------------------------------------------------------------
     def info(self) -> dict:
         nt = self.classes["num_train"].to_numpy()
@@ -165,6 +178,7 @@ class Benchmark:
             "status": self.status,
             "description": self.description,
             "rule": self.rule,
+            "notes": self.definition.notes or None,
             "num_classes": self.num_classes,
             "num_train": self.num_train,
             "num_val": self.num_val,
@@ -177,40 +191,59 @@ class Benchmark:
         """Scan a local copy (``<root>/train/<wnid>/...``, ``<root>/val/<wnid>/...``) and return the
         sample-level (train, val) tables (``sample_id``, ``label``) in canonical order. Count mismatches
         against the manifest are reported on ``log`` and in ``df.attrs["mismatches"]``."""
+        return self.materialize_split(root, "train", log), self.materialize_split(root, "val", log)
+
+    def materialize_split(self, root: str | os.PathLike, split: str, log=sys.stderr) -> pd.DataFrame:
+        """:meth:`materialize` for one split only (``"train"`` or ``"val"``)."""
         from .imagefolder import scan_split
 
         root = Path(root)
-        out = []
-        for split in ("train", "val"):
-            manifest = self._train if split == "train" else self._val
-            if manifest is not None and "sample_id" in manifest and split == "val" and self.definition.source == "imagenet-1k":
-                df = _imagenet1k_val(root, manifest)
-            elif manifest is not None and "sample_id" in manifest:
-                df = manifest[["sample_id", "label"]].copy()
-                exists = np.array([(root / s).is_file() for s in df["sample_id"]])
-                df.attrs["mismatches"] = {"missing_files": int((~exists).sum())}
-            elif not (root / split).is_dir():
-                df = pd.DataFrame({"sample_id": pd.Series(dtype=object), "label": pd.Series(dtype=np.int64)})
-                df.attrs["mismatches"] = {"missing_split_folder": str(root / split)}
-            else:
-                sc = self.source_classes
-                listing = scan_split(root, split, classes=sc["wnid"].tolist())
-                label_of = dict(zip(sc["wnid"], sc["label"]))
-                listing["label"] = listing["class_dir"].map(label_of).astype(np.int64)
-                if split == "train" and self.rule.get("odd_keep"):
-                    pos = listing.groupby("class_dir", sort=False).cumcount().to_numpy()
-                    odd = (listing["label"].to_numpy() % 2) == 1
-                    listing = listing[~odd | (pos % 2 == 0)].reset_index(drop=True)
-                found = listing["class_dir"].value_counts()
-                expected = sc.set_index("wnid")[f"num_{split}"]
-                diff = {w: (int(expected[w]), int(found.get(w, 0))) for w in expected.index if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])}
-                df = listing[["sample_id", "label"]].copy()
-                df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
-            mm = df.attrs.get("mismatches", {})
-            if any(v for k, v in mm.items() if k != "examples"):
-                print(f"materialize {self.name} {split}: {len(df)} samples; differences from the manifest: {mm}", file=log)
-            out.append(df.reset_index(drop=True))
-        return out[0], out[1]
+        if split not in ("train", "val"):
+            raise InvalidInputError(f"benchmark {self.name}: expected split train or val, found {split!r}")
+        manifest = self._train if split == "train" else self._val
+        if manifest is not None and "sample_id" in manifest and split == "val" and self.definition.source == "imagenet-1k":
+            df = _imagenet1k_val(root, manifest)
+        elif manifest is not None and "sample_id" in manifest:
+            df = manifest[["sample_id", "label"]].copy()
+            exists = np.array([(root / s).is_file() for s in df["sample_id"]])
+            df.attrs["mismatches"] = {"missing_files": int((~exists).sum())}
+        elif not (root / split).is_dir():
+            df = pd.DataFrame({"sample_id": pd.Series(dtype=object), "label": pd.Series(dtype=np.int64)})
+            df.attrs["mismatches"] = {"missing_split_folder": str(root / split)}
+        else:
+            sc = self.source_classes
+            listing = scan_split(root, split, classes=sc["wnid"].tolist())
+            label_of = dict(zip(sc["wnid"], sc["label"]))
+            listing["label"] = listing["class_dir"].map(label_of).astype(np.int64)
+            if split == "train" and self.rule.get("odd_keep"):
+                pos = listing.groupby("class_dir", sort=False).cumcount().to_numpy()
+                odd = (listing["label"].to_numpy() % 2) == 1
+                listing = listing[~odd | (pos % 2 == 0)].reset_index(drop=True)
+            found = listing["class_dir"].value_counts()
+            expected = sc.set_index("wnid")[f"num_{split}"]
+            diff = {w: (int(expected[w]), int(found.get(w, 0))) for w in expected.index if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])}
+            df = listing[["sample_id", "label"]].copy()
+            df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
+        mm = df.attrs.get("mismatches", {})
+        if any(v for k, v in mm.items() if k != "examples"):
+            print(f"materialize {self.name} {split}: {len(df)} samples; differences from the manifest: {mm}", file=log)
+        return df.reset_index(drop=True)
+
+    def sample_table(self, split: str) -> pd.DataFrame | None:
+        """The manifest's sample-level table of ``split`` (``sample_id``, ``label``, in canonical order)
+        when the benchmark lists samples (ImageNet-1K val, HZR relabels), else None (class-level rule)."""
+        manifest = self._train if split == "train" else self._val
+        if manifest is not None and "sample_id" in manifest:
+            return manifest[["sample_id", "label"]].reset_index(drop=True)
+        return None
+
+    def torch_dataset(self, root: str | os.PathLike, split: str, transform=None):
+        """A ``torch.utils.data.Dataset`` of ``(image, label)`` over a local ImageNet-21K-P / ImageNet-1K
+        copy at ``root``, in this benchmark's canonical order (``transform`` maps the RGB PIL image;
+        ``.sample_ids`` and ``.labels`` give the order). Samples missing from the copy are skipped."""
+        from .imagedata import ImageDataset
+
+        return ImageDataset.from_table(self.materialize_split(root, split), root, transform)
 
 
 def _imagenet1k_val(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
@@ -265,50 +298,34 @@ def _resolve_inputs(d: BenchmarkDefinition, inputs) -> dict[str, Path]:
 
 
 def load(name: str, version: str | None = None, *, source: str = "package", inputs=None, root: str | os.PathLike | None = None) -> Benchmark:
-    """Load a registered benchmark.
+    """Load a registered benchmark (``version`` None = the latest version of ``name``).
 
     ``source="package"`` reads the manifests shipped with the package (checksummed); ``source="hub"``
     downloads the pinned manifest version from the hub (see ``docs/hub.md``); ``root`` points at another
     splits folder. ``inputs`` (a path, or a mapping input-name -> path) feeds "needs-input" benchmarks.
     """
-    from .taxonomy import load_imagenet1k, load_taxonomy
-
     d = get_definition(name, version)
     if source not in ("package", "hub"):
         raise In21kError(f"load: expected source 'package' or 'hub', found {source!r}")
     if d.status == "needs-input":
         resolved = _resolve_inputs(d, inputs)
-        taxonomy = load_taxonomy(d.version)
-        in1k = load_imagenet1k(d.version) if d.source == "imagenet-1k" else None
+        taxonomy = read_taxonomy(d.version)
+        in1k = read_imagenet1k(d.version) if d.source == "imagenet-1k" else None
         return Benchmark.from_tables(d, d.build(taxonomy, in1k, inputs=resolved), taxonomy, in1k)
     if source == "hub":
         from .hub import download_manifest
 
         root = download_manifest(d.name, d.version)
-    root = Path(root) if root else SPLITS_DIR
-    if root == SPLITS_DIR:
-        from .taxonomy import load_imagenet1k as _in1k, load_taxonomy as _tax
-
-        taxonomy = _tax(d.version)
-        in1k = _in1k(d.version) if d.source == "imagenet-1k" else None
-    else:
-        taxonomy = Taxonomy(read_arrow(f"{d.version}/taxonomy/classes.parquet", root).to_pandas(), version=d.version)
-        in1k = (
-            ImageNet1k(
-                read_arrow(f"{d.version}/taxonomy/imagenet1k_classes.parquet", root).to_pandas(),
-                read_arrow(f"{d.version}/taxonomy/imagenet1k_val.parquet", root).to_pandas(),
-            )
-            if d.source == "imagenet-1k"
-            else None
-        )
-    entry = read_index(root)["versions"].get(d.version, {}).get("benchmarks", {}).get(d.name)
-    if entry is None:
+    root = splits_root(root)
+    files = ManifestIndex.load(root).benchmark_entry(d.name, d.version)
+    if files is None:
         raise In21kError(f"benchmark {d.name}: expected version {d.version} in the manifest index at {root}, found none (run `in21k-bench build-manifests`)")
-    tables = {Path(rel).stem: read_arrow(rel, root) for rel in entry["files"]}
+    taxonomy = read_taxonomy(d.version, root)
+    in1k = read_imagenet1k(d.version, root) if d.source == "imagenet-1k" else None
+    tables = {Path(rel).stem: read_arrow(rel, root) for rel in files["files"]}
     return Benchmark.from_tables(d, tables, taxonomy, in1k)
 
 
 def list_benchmarks(version: str | None = None) -> list[str]:
-    from .catalog import list_definitions
-
+    """Names of the registered benchmarks (of ``version``, or the latest of each name)."""
     return [d.name for d in list_definitions(version)]

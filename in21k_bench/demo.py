@@ -92,7 +92,7 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
     from .methods.kmeans import run_kmeans
     from .methods.knn import mine_knn
     from .methods.train import TrainConfig, fit
-    from .metrics import evaluate_arrays
+    from .evaluate import evaluate_arrays
 
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad:

@@ -33,4 +33,24 @@ class InvalidInputError(In21kError, ValueError):
 
 
 class SourcesError(In21kError):
-    """The raw source files in ``../shared/in21k-sources`` are missing or altered."""
+    """The raw source files (vendored in ``splits/sources/``, or ``--sources``) are missing or altered."""
+
+
+class HubError(In21kError):
+    """The hub could not serve what was asked (unknown repo / revision / file, HTTP error)."""
+
+
+class HubOfflineError(In21kError):
+    """A file is needed, it is not in the hub cache, and the hub cannot be reached (or offline mode is on)."""
+
+
+class ReleasedVersionError(In21kError):
+    """``publish`` was asked to overwrite a version that is already tagged on the hub."""
+
+
+class InvalidSubmissionError(In21kError, ValueError):
+    """A leaderboard submission file or a submit request that does not satisfy the schema or the rules."""
+
+
+class LeaderboardCheckError(In21kError):
+    """``leaderboard check`` found problems (each one is printed on its own line)."""

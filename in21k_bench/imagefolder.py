@@ -1,4 +1,4 @@
-"""Listing a local image folder in the canonical sample order (SPEC section 1).
+"""Listing a local image folder in the canonical sample order (docs/benchmarks.md, "The data").
 
 Layout: ``<root>/<split>/<class_dir>/<file>`` (ImageNet-21K-P, ImageNet-1K train, or any
 ``root/<class>/<file>`` folder when ``split`` is None). Canonical order: class folders in the

@@ -1,80 +1,67 @@
-"""Versioned manifest files and their checksummed index.
+"""Manifest files on disk: deterministic parquet writes, sha256-checked reads.
 
-Layout (package data, so installed users have it)::
+Layout (the repository's top-level ``splits/``, installed as package data ``in21k_bench/splits/``
+so installed users have it; :mod:`in21k_bench.paths` finds it)::
 
-    in21k_bench/splits/index.json                 # sha256 + size (+ content hash) of every file
-    in21k_bench/splits/v1/taxonomy/*.parquet      # the built taxonomy and ImageNet-1K labels
-    in21k_bench/splits/v1/<benchmark>/*.parquet   # one folder per benchmark
+    splits/index.json                 # the version index (:class:`~in21k_bench.manifest_index.ManifestIndex`)
+    splits/v1/taxonomy/*.parquet      # the built taxonomy and ImageNet-1K labels of a version
+    splits/v1/<benchmark>/*.parquet   # one folder per benchmark
+    splits/sources/                   # the vendored raw sources the manifests are built from
 
-A released version is never edited: :func:`build_all` refuses to write a version that the index
-already records with different content. Reading a file checks its sha256 against the index.
+Reading a file checks its size and sha256 against the index (:func:`verify_file`). Building a version
+is :mod:`in21k_bench.manifest_build`, one layer above this module.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ChecksumError, In21kError
-from .fileio import atomic_path, sha256_file, write_json
+from .errors import ChecksumError
+from .fileio import atomic_path, sha256_file
+from .manifest_index import DEFAULT_HUB_REPO, INDEX_FORMAT, ManifestIndex, clear_cache
+from .paths import INDEX_NAME, SPLITS_DIR, index_path, splits_root
+from .versioning import version_key
 
-SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-INDEX_NAME = "index.json"
-INDEX_FORMAT = 1
-DEFAULT_HUB_REPO = "in21k-bench/in21k-bench"
+__all__ = [
+    "DEFAULT_HUB_REPO", "INDEX_FORMAT", "INDEX_NAME", "SPLITS_DIR", "content_sha256", "index_path", "read_arrow",
+    "latest_version", "read_index", "read_table", "verify_file", "versions", "write_table",
+]
 
 
 # --------------------------------------------------------------------------------------------------
-# index
+# raw index access, kept for callers not yet moved to ManifestIndex (hub.py); new code: ManifestIndex
 # --------------------------------------------------------------------------------------------------
 
 
-def index_path(root: Path | None = None) -> Path:
-    return (root or SPLITS_DIR) / INDEX_NAME
+def read_index(root: Path | None = None) -> dict:
+    """The raw index dict of ``root`` (shared: do not mutate). Prefer :meth:`ManifestIndex.load`."""
+    return ManifestIndex.load(root).to_dict()
 
 
-def _empty_index() -> dict:
-    return {
-        "format": INDEX_FORMAT,
-        "versions": {},
-        "hub": {"repo_id": DEFAULT_HUB_REPO, "repo_type": "dataset", "revisions": {}},
-    }
+def versions(root: Path | None = None) -> list[str]:
+    """Versions recorded in the index at ``root``, oldest first. Prefer :meth:`ManifestIndex.versions`."""
+    return ManifestIndex.load(root).versions()
 
 
-@lru_cache(maxsize=8)
-def _read_index_cached(path: str, mtime_ns: int) -> dict:
+def latest_version(root: Path | None = None) -> str | None:
+    """The newest recorded version. Prefer :meth:`ManifestIndex.latest`."""
+    return ManifestIndex.load(root).latest()
+
+
+def _read_index_cached(path: str, mtime_ns: int) -> dict:  # compatibility: hub.py clears this cache
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
-def read_index(root: Path | None = None) -> dict:
-    p = index_path(root)
-    if not p.is_file():
-        return _empty_index()
-    try:
-        return _read_index_cached(str(p), p.stat().st_mtime_ns)
-    except json.JSONDecodeError as exc:
-        raise ChecksumError(f"manifest index: expected valid JSON at {p}, found a parse error ({exc.msg} at line {exc.lineno})") from None
-
-
-def versions(root: Path | None = None) -> list[str]:
-    return sorted(read_index(root)["versions"], key=_version_key)
-
-
-def _version_key(v: str) -> tuple:
-    return (int(v[1:]) if v[1:].isdigit() else 10**9, v)
-
-
-def latest_version(root: Path | None = None) -> str | None:
-    vs = versions(root)
-    return vs[-1] if vs else None
+_read_index_cached.cache_clear = clear_cache  # type: ignore[attr-defined]
+_version_key = version_key  # compatibility: hub.py sorts versions with it; new code: versioning.version_key
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,10 +79,6 @@ def _type_name(t: pa.DataType) -> str:
 def content_sha256(table: pa.Table) -> str:
     """A hash of a table's content -- schema (names, types, metadata) and values -- independent of the
     parquet writer's version and of Arrow's in-memory buffer layout."""
-    import hashlib
-
-    import numpy as np
-
     h = hashlib.sha256()
     meta = table.schema.metadata or {}
     h.update(json.dumps(sorted((k.decode(), v.decode()) for k, v in meta.items())).encode())
@@ -124,22 +107,20 @@ def write_table(table: pa.Table, path: Path) -> None:
 
 def verify_file(relpath: str, root: Path | None = None) -> Path:
     """Check one file against the index; returns its path."""
-    root = root or SPLITS_DIR
-    entry = None
-    version = relpath.split("/", 1)[0]
-    entry = read_index(root)["versions"].get(version, {}).get("files", {}).get(relpath)
+    root = splits_root(root)
+    entry = ManifestIndex.load(root).file_entry(relpath)
     path = root / relpath
     if entry is None:
         raise ChecksumError(f"manifest {relpath}: expected an entry in {index_path(root)}, found none")
     if not path.is_file():
         raise ChecksumError(f"manifest {relpath}: expected the file at {path}, found none (reinstall the package or run `in21k-bench download`)")
     size = path.stat().st_size
-    if size != entry["size"]:
-        raise ChecksumError(f"manifest {relpath}: expected {entry['size']} bytes (index), found {size}; the file was altered")
+    if size != entry.size:
+        raise ChecksumError(f"manifest {relpath}: expected {entry.size} bytes (index), found {size}; the file was altered")
     got = sha256_file(path)
-    if got != entry["sha256"]:
+    if got != entry.sha256:
         raise ChecksumError(
-            f"manifest {relpath}: expected sha256 {entry['sha256'][:16]}... (index), found {got[:16]}...; the file was altered"
+            f"manifest {relpath}: expected sha256 {entry.sha256[:16]}... (index), found {got[:16]}...; the file was altered"
         )
     return path
 
@@ -154,98 +135,3 @@ def read_table(relpath: str, root: Path | None = None) -> pd.DataFrame:
     return read_arrow(relpath, root).to_pandas()
 
 
-# --------------------------------------------------------------------------------------------------
-# building a version
-# --------------------------------------------------------------------------------------------------
-
-
-def build_tables(sources_dir: str | os.PathLike | None = None, version: str = "v1") -> tuple[dict[str, pa.Table], dict[str, dict]]:
-    """Build every table of a version in memory: ``({relpath: table}, {benchmark: info})``.
-
-    Benchmarks whose status is "needs-input" contribute no files (their builders run on user input).
-    """
-    from .benchmark import Benchmark
-    from .catalog import check_version, list_definitions
-    from .sources import Sources
-    from .taxonomy import Taxonomy, build_taxonomy_tables
-
-    check_version(version, "build-manifests")  # also keeps a version like '../x' out of the paths
-    sources = Sources.locate(sources_dir)
-    tables: dict[str, pa.Table] = {}
-    for rel, t in build_taxonomy_tables(sources).items():
-        tables[f"{version}/{rel}.parquet"] = t
-    taxonomy = Taxonomy(tables[f"{version}/taxonomy/classes.parquet"].to_pandas(), version=version)
-    from .taxonomy import ImageNet1k
-
-    in1k = ImageNet1k(
-        tables[f"{version}/taxonomy/imagenet1k_classes.parquet"].to_pandas(),
-        tables[f"{version}/taxonomy/imagenet1k_val.parquet"].to_pandas(),
-    )
-    info: dict[str, dict] = {}
-    for d in list_definitions(version=version):
-        entry = {"family": d.family, "status": d.status, "files": []}
-        if d.status == "ready":
-            built = d.build(taxonomy=taxonomy, imagenet1k=in1k)
-            for fname, t in built.items():
-                rel = f"{version}/{d.name}/{fname}.parquet"
-                tables[rel] = t
-                entry["files"].append(rel)
-            bench = Benchmark.from_tables(d, built, taxonomy=taxonomy, imagenet1k=in1k)
-            entry.update(
-                num_classes=bench.num_classes,
-                num_train=bench.num_train,
-                num_val=bench.num_val,
-            )
-        info[d.name] = entry
-    return tables, info
-
-
-def build_all(
-    out_root: Path | None = None,
-    sources_dir: str | os.PathLike | None = None,
-    version: str = "v1",
-    force: bool = False,
-) -> dict:
-    """Build a version's manifests into ``out_root`` (default: the package's ``splits/``) and update
-    the index there. Refuses to change a version the index already records, unless ``force``."""
-    import pyarrow
-
-    out_root = Path(out_root) if out_root else SPLITS_DIR
-    tables, info = build_tables(sources_dir, version)
-    new_files = {}
-    for rel, t in tables.items():
-        new_files[rel] = {"content_sha256": content_sha256(t)}
-    index = json.loads(json.dumps(read_index(out_root)))  # deep copy
-    old = index["versions"].get(version)
-    if old is not None and not force:
-        old_content = {k: v.get("content_sha256") for k, v in old["files"].items()}
-        new_content = {k: v["content_sha256"] for k, v in new_files.items()}
-        if old_content != new_content:
-            changed = sorted(k for k in set(old_content) | set(new_content) if old_content.get(k) != new_content.get(k))
-            raise In21kError(
-                f"build-manifests: version {version} is released and must not change, but the build differs in "
-                f"{len(changed)} file(s) (first: {changed[0]}); build a new version with --version v{int(version[1:]) + 1}"
-            )
-    for rel, t in tables.items():
-        path = out_root / rel
-        # keep the released bytes when the content is identical (parquet bytes depend on the writer version)
-        if old is not None and rel in old["files"] and path.is_file() and not force:
-            continue
-        write_table(t, path)
-    for rel in tables:
-        path = out_root / rel
-        new_files[rel].update(sha256=sha256_file(path), size=path.stat().st_size)
-    entry = dict(old) if old is not None else {}  # keeps what others record per version (e.g. hub_files)
-    entry.update(
-        files=dict(sorted(new_files.items())),
-        benchmarks=info,
-        writer=old["writer"] if old is not None and not force else f"pyarrow {pyarrow.__version__}",
-    )
-    index["versions"][version] = entry
-    write_json(index_path(out_root), index)
-    _read_index_cached.cache_clear()
-    return index
-
-
-def iter_files(version: str, root: Path | None = None) -> Iterable[tuple[str, dict]]:
-    return read_index(root)["versions"].get(version, {}).get("files", {}).items()

@@ -1,131 +1,53 @@
 """The ImageNet-21K-P (winter 2021) taxonomy and the ImageNet-1K label files.
 
-Both are *built* from the raw sources by :func:`build_taxonomy_tables` (part of
-``in21k-bench build-manifests``) and committed as parquet under ``in21k_bench/splits/v1/taxonomy/``;
-:func:`load_taxonomy` and :func:`load_imagenet1k` read the committed files (sha256-checked through the
+Both are *built* from the raw sources by :mod:`in21k_bench.builders.taxonomy` (part of
+``in21k-bench build-manifests``) and committed as parquet under ``splits/<version>/taxonomy/``;
+:func:`read_taxonomy` and :func:`read_imagenet1k` read the committed files (sha256-checked through the
 splits index), so installed users never need the raw sources.
 
 Class index = position in the sorted winter21 wnid list. Depth 0 = a root of the MIIL tree;
 hierarchy level = depth + 1 (the paper's "levels 1..11").
+
+Nodes (v2 taxonomies): the 10,450 classes plus the *extra synsets*, the WordNet synsets that are the
+direct hypernym of a class without being a class (labels of the one-step coarse benchmarks). Node
+index = class index for classes, then 10,450 + row of the extra-synsets table. The parent of a node
+is the first node on its WordNet hypernym chain (each step: the last line of ``wordnet.is_a.txt``
+naming the synset as child). Restricted to classes this is exactly the MIIL tree, so the label set
+of a sample (its label plus the label's node ancestors that are labels of the benchmark) is the
+same as with MIIL ancestors whenever every label is a class. A v1 taxonomy has no extra synsets;
+its node tree is the MIIL tree.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .errors import In21kError, SourcesError
+from .errors import In21kError
+from .manifest_index import ManifestIndex
+from .manifests import read_arrow
+from .paths import SPLITS_DIR, index_path, splits_root
 
-TAXONOMY_VERSION = "v1"
-VAL_IMAGES_PER_CLASS = 50  # the winter21 release moved the first 50 files of each class to val
+TAXONOMY_VERSION = "v1"  # the default of load_taxonomy() (kept for callers that predate versioned taxonomies)
 IMAGENET1K_NUM_TRAIN = 1_281_167  # ILSVRC-2012 train images (Russakovsky et al., 2015)
 
 
-# --------------------------------------------------------------------------------------------------
-# Build (from raw sources)
-# --------------------------------------------------------------------------------------------------
-
-
-def build_taxonomy_tables(sources) -> dict[str, pa.Table]:
-    """Build the taxonomy tables from verified :class:`~in21k_bench.sources.Sources`.
-
-    Returns ``{"taxonomy/classes": ..., "taxonomy/imagenet1k_classes": ..., "taxonomy/imagenet1k_val": ...}``.
-    Raises :class:`SourcesError` if the MIIL tree in the release does not match the tree rebuilt from
-    ``wordnet.is_a.txt`` (SPEC section 1 says they agree exactly).
-    """
-    from .sources import miil_parents_from_is_a
-
-    wnids = sources.winter21_wnids
-    n = len(wnids)
-    tree = sources.miil_tree
-    paths = tree["class_tree_list"]
-    if len(paths) != n or list(tree["class_description"].keys()) != wnids:
-        raise SourcesError("raw sources: expected the MIIL tree in the same class order as the wnid list, found otherwise")
-    parent = np.array([p[1] if len(p) > 1 else -1 for p in paths], dtype=np.int32)
-    rebuilt = miil_parents_from_is_a(wnids, sources.is_a_edges)
-    mismatch = int((rebuilt != parent).sum())
-    if mismatch:
-        raise SourcesError(f"raw sources: expected the MIIL tree to equal the one rebuilt from wordnet.is_a.txt, found {mismatch} differing parents")
-    depth = np.array([len(p) - 1 for p in paths], dtype=np.int16)
-
-    has_wordnet_child = {parent_w for parent_w, _ in sources.is_a_edges}
-    is_wordnet_leaf = np.array([w not in has_wordnet_child for w in wnids])
-    is_miil_leaf = np.ones(n, dtype=bool)
-    is_miil_leaf[parent[parent >= 0]] = False
-
-    num_images = sources.num_images_fall11
-    missing = [w for w in wnids if w not in num_images]
-    if missing:
-        raise SourcesError(f"raw sources: expected numImages for every winter21 class in ReleaseStatus.xml, found none for {missing[:3]}")
-    fall11 = np.array([num_images[w] for w in wnids], dtype=np.int64)
-
-    classes = pa.table(
-        {
-            "class_index": pa.array(np.arange(n, dtype=np.int32)),
-            "wnid": pa.array(wnids, pa.string()),
-            "name": pa.array(list(tree["class_description"].values()), pa.string()),
-            "lemmas": pa.array([sources.lemmas.get(w, []) for w in wnids], pa.list_(pa.string())),
-            "definition": pa.array([sources.definitions.get(w, "") for w in wnids], pa.string()),
-            "parent": pa.array(parent),
-            "depth": pa.array(depth),
-            "is_wordnet_leaf": pa.array(is_wordnet_leaf),
-            "is_miil_leaf": pa.array(is_miil_leaf),
-            "fall11_num_images": pa.array(fall11),
-            "train_count": pa.array(fall11 - VAL_IMAGES_PER_CLASS),
-            "val_count": pa.array(np.full(n, VAL_IMAGES_PER_CLASS, dtype=np.int64)),
-        },
-        metadata={
-            "in21k_bench": '{"train_count": "estimate: fall11 ReleaseStatus numImages - 50 (no per-class winter21 listing exists); recount with Benchmark.materialize(root)"}'
-        },
-    )
-
-    in1k = sources.imagenet1k_wnids
-    index21 = {w: i for i, w in enumerate(wnids)}
-    in1k_name = [(sources.lemmas.get(w) or [w])[0] for w in in1k]
-    in1k_classes = pa.table(
-        {
-            "label": pa.array(np.arange(len(in1k), dtype=np.int32)),
-            "wnid": pa.array(in1k, pa.string()),
-            "name": pa.array(in1k_name, pa.string()),
-            "in21k_index": pa.array(np.array([index21.get(w, -1) for w in in1k], dtype=np.int32)),
-        }
-    )
-    in1k_index = {w: i for i, w in enumerate(in1k)}
-    val_wnids = sources.imagenet1k_val_wnids
-    real = sources.real_sets
-    if len(val_wnids) != 50_000 or len(real) != 50_000:
-        raise SourcesError(f"raw sources: expected 50,000 ImageNet-1K val labels and ReaL sets, found {len(val_wnids)} and {len(real)}")
-    in1k_val = pa.table(
-        {
-            "sample_id": pa.array([f"val/ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(50_000)], pa.string()),
-            "label": pa.array(np.array([in1k_index[w] for w in val_wnids], dtype=np.int32)),
-            "real": pa.array([sorted(int(x) for x in r) for r in real], pa.list_(pa.int16())),
-        }
-    )
-    return {
-        "taxonomy/classes": classes,
-        "taxonomy/imagenet1k_classes": in1k_classes,
-        "taxonomy/imagenet1k_val": in1k_val,
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# Load (from committed, checksummed files)
-# --------------------------------------------------------------------------------------------------
-
-
 class Taxonomy:
-    """The 10,450 winter21 classes and the MIIL tree. All per-class arrays are indexed by class index.
+    """The 10,450 winter21 classes and the MIIL tree (plus, from v2, the extra synsets: see the module
+    docstring). All per-class arrays are indexed by class index; ``node_*`` arrays by node index.
 
     Queries (``children``, ``path``, ``ancestors``, ``descendants``, ``siblings``,
     ``ancestor_at_level``) are O(depth) or O(subtree) on precomputed CSR structures.
     """
 
-    def __init__(self, table: pd.DataFrame, version: str = TAXONOMY_VERSION):
+    def __init__(self, table: pd.DataFrame, version: str = TAXONOMY_VERSION, synsets: pd.DataFrame | None = None):
         self.version = version
         self.classes = table
         self.num_classes = len(table)
@@ -159,6 +81,88 @@ class Taxonomy:
             anc[nodes, d] = nodes
         self._anc = anc
         self._ancestor_matrix = None
+        self._init_nodes(table, synsets)
+
+    # --- nodes: classes + extra synsets (v2) -----------------------------------------------------
+    def _init_nodes(self, table: pd.DataFrame, synsets: pd.DataFrame | None) -> None:
+        n = self.num_classes
+        self.synsets = synsets if synsets is not None else pd.DataFrame(
+            {"node_index": np.empty(0, np.int32), "wnid": np.empty(0, object), "name": np.empty(0, object), "lemmas": np.empty(0, object),
+             "definition": np.empty(0, object), "hypernym": np.empty(0, object), "node_parent": np.empty(0, np.int32),
+             "class_parent": np.empty(0, np.int32), "depth": np.empty(0, np.int16)}
+        )
+        if len(self.synsets) and not (self.synsets["node_index"].to_numpy() == np.arange(n, n + len(self.synsets))).all():
+            raise In21kError(f"taxonomy {self.version}: expected extra synsets numbered {n}.., found another numbering")
+        self.num_synsets = len(self.synsets)
+        self.num_nodes = n + self.num_synsets
+        self.node_wnids = np.concatenate([self.wnids, self.synsets["wnid"].to_numpy(dtype=object)])
+        self.node_names = np.concatenate([self.names, self.synsets["name"].to_numpy(dtype=object)])
+        self.node_depth = np.concatenate([self.depth, self.synsets["depth"].to_numpy(dtype=np.int16)]).astype(np.int16)
+        own = table["node_parent"].to_numpy(dtype=np.int32) if "node_parent" in table else self.parent
+        self.node_parent = np.concatenate([own, self.synsets["node_parent"].to_numpy(dtype=np.int32)]).astype(np.int32)
+        #: per class: is it a WordNet instance synset (None for a v1 taxonomy, which does not record it)
+        self.is_wordnet_instance = table["is_wordnet_instance"].to_numpy(dtype=bool) if "is_wordnet_instance" in table else None
+        #: per class: wnid of its direct WordNet hypernym ("" for none; None for a v1 taxonomy)
+        self.hypernym = table["hypernym"].to_numpy(dtype=object) if "hypernym" in table else None
+        self._node_index = dict(self._index)
+        self._node_index.update({w: n + j for j, w in enumerate(self.synsets["wnid"])})
+        self._node_ancestor_matrix = None
+
+    def node_index(self, wnid: str) -> int:
+        """Node index of a class or extra synset (:class:`In21kError` for any other wnid)."""
+        try:
+            return self._node_index[wnid]
+        except KeyError:
+            raise In21kError(f"taxonomy {self.version}: expected a class or extra-synset wnid like n01440764, found {wnid!r}") from None
+
+    def node_indices(self, wnids) -> np.ndarray:
+        return np.array([self.node_index(w) for w in wnids], dtype=np.int64)
+
+    def lookup(self, wnid: str) -> int:
+        """Class index of ``wnid``, or -1 when it is not a class (no error)."""
+        return self._index.get(wnid, -1)
+
+    def hypernym_nodes(self) -> np.ndarray:
+        """Per class: node index of its direct WordNet hypernym (-1 for none). Needs a v2 taxonomy."""
+        if self.hypernym is None:
+            raise In21kError(f"taxonomy {self.version}: expected a taxonomy with direct hypernyms (v2 or later), found version {self.version}")
+        return np.array([self._node_index[h] if h else -1 for h in self.hypernym], dtype=np.int64)
+
+    def node_path(self, i: int) -> list[int]:
+        """``[i, parent node, ..., top node]`` in the node tree."""
+        out = [int(i)]
+        while self.node_parent[out[-1]] >= 0:
+            out.append(int(self.node_parent[out[-1]]))
+        return out
+
+    def lemmas_of(self, wnids) -> list[list[str]]:
+        """WordNet lemmas of classes or extra synsets (for zero-shot prompts)."""
+        n = self.num_classes
+        lem = self.synsets["lemmas"].to_numpy(dtype=object)
+        out = []
+        for w in wnids:
+            i = self.node_index(w)
+            out.append(list(self.classes["lemmas"].iat[i]) if i < n else list(lem[i - n]))
+        return out
+
+    def node_ancestor_matrix(self) -> sp.csr_matrix:
+        """Boolean (nodes x nodes) CSR: row i has node i and all its node ancestors (cached; a copy)."""
+        if self._node_ancestor_matrix is None:
+            if self.num_synsets == 0 and (self.node_parent == self.parent).all():
+                self._node_ancestor_matrix = self.ancestor_matrix()
+            else:
+                rows, cols = [np.arange(self.num_nodes)], [np.arange(self.num_nodes)]
+                cur = np.arange(self.num_nodes)
+                p = self.node_parent[cur]
+                while (p >= 0).any():  # one step up the tree per pass, all nodes at once
+                    keep = p >= 0
+                    cur, p = cur[keep], p[keep]
+                    rows.append(cur)
+                    cols.append(p)
+                    p = self.node_parent[p]
+                r, c = np.concatenate(rows), np.concatenate(cols)
+                self._node_ancestor_matrix = sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=(self.num_nodes,) * 2)
+        return self._node_ancestor_matrix.copy()
 
     @cached_property
     def lemmas(self) -> list[list[str]]:
@@ -226,14 +230,15 @@ class Taxonomy:
         return self._ancestor_matrix.copy()
 
     def label_ancestor_matrix(self, label_wnids) -> sp.csr_matrix:
-        """(C x C) boolean CSR for a label space given by ``label_wnids``: row l holds l and those of its
-        MIIL ancestors that are themselves labels (the label set S_L of SPEC section 2)."""
+        """(C x C) boolean CSR for a label space given by ``label_wnids`` (classes or extra synsets): row l
+        holds l and those of its node ancestors that are themselves labels -- the label set S_L of a
+        sample labelled l. When every label is a class these are its MIIL ancestors that are labels."""
         wn = np.asarray(label_wnids, dtype=object)
         c = len(wn)
-        cls_idx = np.arange(c, dtype=np.int64) if c == self.num_classes and (wn == self.wnids).all() else self.indices(wn)
-        label_of_class = np.full(self.num_classes, -1, dtype=np.int64)
+        cls_idx = np.arange(c, dtype=np.int64) if c == self.num_classes and (wn == self.wnids).all() else self.node_indices(wn)
+        label_of_class = np.full(self.num_nodes, -1, dtype=np.int64)
         label_of_class[cls_idx] = np.arange(c)
-        anc = self.ancestor_matrix()[cls_idx].tocoo()
+        anc = self.node_ancestor_matrix()[cls_idx].tocoo()
         lab = label_of_class[anc.col]
         keep = lab >= 0
         m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (anc.row[keep], lab[keep])), shape=(c, c))
@@ -259,18 +264,71 @@ class ImageNet1k:
         )
 
 
-@lru_cache(maxsize=4)
-def load_taxonomy(version: str = TAXONOMY_VERSION) -> Taxonomy:
-    from .manifests import read_table
+def taxonomy_from_tables(tables: Mapping[str, pa.Table | pd.DataFrame], version: str) -> Taxonomy:
+    """A :class:`Taxonomy` from a version's tables (``{"classes": ..., "synsets": ...}``; synsets optional)."""
+    frames = {k: (t.to_pandas() if isinstance(t, pa.Table) else t) for k, t in tables.items()}
+    return Taxonomy(frames["classes"], version=version, synsets=frames.get("synsets"))
 
-    return Taxonomy(read_table(f"{version}/taxonomy/classes.parquet"), version=version)
+
+def imagenet1k_from_tables(tables: Mapping[str, pa.Table | pd.DataFrame]) -> ImageNet1k:
+    """An :class:`ImageNet1k` from ``{"imagenet1k_classes": ..., "imagenet1k_val": ...}``."""
+    frames = {k: (t.to_pandas() if isinstance(t, pa.Table) else t) for k, t in tables.items()}
+    return ImageNet1k(frames["imagenet1k_classes"], frames["imagenet1k_val"])
 
 
-@lru_cache(maxsize=4)
-def load_imagenet1k(version: str = TAXONOMY_VERSION) -> ImageNet1k:
-    from .manifests import read_table
+def _taxonomy_tables(version: str, root, names: tuple[str, ...]) -> dict[str, pa.Table]:
+    have = set(ManifestIndex.load(root).taxonomy_files(version))
+    out = {}
+    for name in names:
+        rel = f"{version}/taxonomy/{name}.parquet"
+        if name == "synsets" and rel not in have:
+            continue  # a v1 taxonomy has no extra synsets
+        out[name] = read_arrow(rel, root)
+    return out
 
-    return ImageNet1k(
-        read_table(f"{version}/taxonomy/imagenet1k_classes.parquet"),
-        read_table(f"{version}/taxonomy/imagenet1k_val.parquet"),
-    )
+
+def _default_version(root) -> str:
+    latest = ManifestIndex.load(root).latest()
+    if latest is None:
+        raise In21kError(f"taxonomy: expected a built version in {splits_root(root)}, found none (run `in21k-bench build-manifests`)")
+    return latest
+
+
+def _cache_key(root) -> tuple[str, int]:
+    """(resolved root, index mtime): a rebuilt index invalidates the cached tables."""
+    p = index_path(root)
+    return str(splits_root(root).resolve()), (p.stat().st_mtime_ns if p.is_file() else 0)
+
+
+@lru_cache(maxsize=8)
+def _read_taxonomy_cached(version: str, root: str, index_mtime: int) -> Taxonomy:
+    return taxonomy_from_tables(_taxonomy_tables(version, Path(root), ("classes", "synsets")), version)
+
+
+@lru_cache(maxsize=8)
+def _read_imagenet1k_cached(version: str, root: str, index_mtime: int) -> ImageNet1k:
+    return imagenet1k_from_tables(_taxonomy_tables(version, Path(root), ("imagenet1k_classes", "imagenet1k_val")))
+
+
+def read_taxonomy(version: str | None = None, root: str | os.PathLike | None = None) -> Taxonomy:
+    """The taxonomy of manifest ``version`` (default: the latest) from the splits folder ``root``
+    (default: the package's), every file sha256-checked against that folder's index. Cached per
+    (version, root): do not modify the returned object."""
+    version = version or _default_version(root)
+    return _read_taxonomy_cached(version, *_cache_key(root))
+
+
+def read_imagenet1k(version: str | None = None, root: str | os.PathLike | None = None) -> ImageNet1k:
+    """The ImageNet-1K classes, val labels and ReaL sets of manifest ``version`` (see :func:`read_taxonomy`)."""
+    version = version or _default_version(root)
+    return _read_imagenet1k_cached(version, *_cache_key(root))
+
+
+def load_taxonomy(version: str | None = None) -> Taxonomy:
+    """The package's taxonomy of ``version`` (default: the latest manifest version)."""
+    return read_taxonomy(version, SPLITS_DIR)
+
+
+def load_imagenet1k(version: str | None = None) -> ImageNet1k:
+    """The package's ImageNet-1K tables of ``version`` (default: the latest manifest version)."""
+    return read_imagenet1k(version, SPLITS_DIR)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = Path(os.environ.get("IN21K_SOURCES", REPO.parent / "shared" / "in21k-sources"))
 
 
 @pytest.fixture(scope="session")
-def sources_dir() -> Path:
-    if not (SOURCES / "SOURCES.md").is_file():
-        pytest.skip(f"raw sources not found at {SOURCES}")
-    return SOURCES
+def sources_dir(tmp_path_factory) -> Path:
+    """A verified, uncompressed copy of the raw sources, so tests can read every file as text.
+
+    Default: the vendored copy in ``splits/sources/`` (part of every clone); ``$IN21K_SOURCES``
+    overrides it. Missing or altered sources fail here, they never skip a test."""
+    from in21k_bench.sources import find_sources_dir, materialize_sources
+
+    return materialize_sources(find_sources_dir(), tmp_path_factory.mktemp("sources"))
 
 
 def run_cli(argv, capsys):

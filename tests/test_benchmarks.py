@@ -11,7 +11,7 @@ from in21k_bench.catalog import list_definitions
 from in21k_bench.errors import InvalidInputError, NeedsInputError, UnknownBenchmarkError
 from in21k_bench.taxonomy import load_taxonomy
 
-SPEC_NAMES = (
+DOCUMENTED_NAMES = (
     ["in21k", "tiny", "small", "base", "large", "huge", "imbalanced-2k", "centered-2k"]
     + [f"coarse-d{d}" for d in range(1, 10)]
     + ["wordnet-leaf", "in21k-leaf", "leaf-hzr", "p-hzr", "clip-1k", "dinov2-1k", "sup-1k", "union-1k", "random-1k", "imagenet-1k", "imagenet-1k-odd", "real1k"]
@@ -24,15 +24,16 @@ def tax():
     return load_taxonomy()
 
 
-def test_registry_has_every_spec_benchmark():
-    assert sorted(in21k_bench.list_benchmarks()) == sorted(SPEC_NAMES)
+def test_registry_has_every_documented_benchmark():
+    assert sorted(in21k_bench.list_benchmarks()) == sorted(DOCUMENTED_NAMES)
     assert {d.name for d in list_definitions() if d.status == "needs-input"} == NEEDS_INPUT
 
 
-@pytest.mark.parametrize("name", sorted(set(SPEC_NAMES) - NEEDS_INPUT))
-def test_ready_benchmarks_load_consistently(name):
-    b = in21k_bench.load(name)
-    assert b.status == "ready" and b.version == "v1"
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("name", sorted(set(DOCUMENTED_NAMES) - NEEDS_INPUT))
+def test_ready_benchmarks_load_consistently(name, version):
+    b = in21k_bench.load(name, version)
+    assert b.status == "ready" and b.version == version
     labels = b.val_labels()
     assert labels.shape == (b.num_val,) and labels.min() == 0 and labels.max() == b.num_classes - 1
     assert len(np.unique(labels)) == b.num_classes  # every label has val samples
@@ -74,8 +75,8 @@ def test_frequency_nesting_and_sizes():
 
 
 def test_imbalanced_and_centered(tax):
-    imb = in21k_bench.load("imbalanced-2k")
-    cen = in21k_bench.load("centered-2k")
+    imb = in21k_bench.load("imbalanced-2k", "v1")
+    cen = in21k_bench.load("centered-2k", "v1")
     band = _percentile_set(tax.train_count, 45, 55)
     top = set(np.flatnonzero(tax.train_count >= np.percentile(tax.train_count, 90)).tolist())
     assert not band & top
@@ -92,7 +93,7 @@ def test_imbalanced_and_centered(tax):
 
 @pytest.mark.parametrize("d", range(1, 10))
 def test_coarse(d, tax):
-    b = in21k_bench.load(f"coarse-d{d}")
+    b = in21k_bench.load(f"coarse-d{d}", "v1")
     assert b.num_val == 522500 and b.num_train == int(tax.train_count.sum())
     sc = b.source_classes
     lab_wnid = b.classes["wnid"].to_numpy()[sc["label"].to_numpy()]
@@ -106,13 +107,14 @@ def test_coarse(d, tax):
         assert b.num_classes == int((tax.parent < 0).sum())
 
 
-def test_coarse_sizes_increase():
-    sizes = [in21k_bench.load(f"coarse-d{d}").num_classes for d in range(1, 10)]
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_coarse_sizes_increase(version):
+    sizes = [in21k_bench.load(f"coarse-d{d}", version).num_classes for d in range(1, 10)]
     assert sizes == sorted(sizes) and sizes[-1] < 10450
 
 
 def test_leaf_sets(tax):
-    assert set(in21k_bench.load("wordnet-leaf").source_classes["class_index"]) == set(np.flatnonzero(tax.is_wordnet_leaf).tolist())
+    assert set(in21k_bench.load("wordnet-leaf", "v1").source_classes["class_index"]) == set(np.flatnonzero(tax.is_wordnet_leaf).tolist())
     assert set(in21k_bench.load("in21k-leaf").source_classes["class_index"]) == set(np.flatnonzero(tax.is_miil_leaf).tolist())
 
 

@@ -151,7 +151,7 @@ CASES = [
     ("kmeans-sample-below-k", ["fit", "kmeans", "--features", "{F}/dig", "--out", "{T}/km", "--train-size", "5", "--device", "cpu"], "raise --train-size", "strict", ["{T}/km"]),
     ("kmeans-seed-negative", ["fit", "kmeans", "--features", "{F}/dig", "--out", "{T}/km", "--seed", "-1", "--train-size", "100"], "--seed", "usage", ["{T}/km"]),
     # catalog commands
-    ("list-unknown-version", ["list", "--version", "v9"], "expected a registered version (v1), found 'v9'", "strict", []),
+    ("list-unknown-version", ["list", "--version", "v9"], "expected a registered version (v1, v2), found 'v9'", "strict", []),
     ("info-input-missing", ["info", "p-hzr", "--input", "{F}/nothere.parquet"], "expected the relabels input file", "strict", []),
     ("info-input-folder", ["info", "p-hzr", "--input", "{F}/emptydir"], "found a folder", "strict", []),
     ("info-input-wrong-columns", ["info", "p-hzr", "--input", "{F}/noid.parquet"], "(missing sample_id, original_wnid, refined_wnid)", "strict", []),

@@ -45,7 +45,7 @@ def test_load_tiny_model_and_errors():
         resolve_device("tpu")
     if not torch.cuda.is_available():
         assert resolve_device("auto") == "cpu"
-        with pytest.raises(In21kError, match="CUDA GPU"):
+        with pytest.raises(In21kError, match="GPU visible to torch"):
             resolve_device("cuda")
 
 

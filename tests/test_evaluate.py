@@ -399,7 +399,7 @@ def test_per_label_sets_reproduce_label_sets(name):
 
 
 def test_row_duplicates_against_sort():
-    from in21k_bench.evaluate import _row_duplicates
+    from in21k_bench.validation import row_duplicates as _row_duplicates
 
     rng = np.random.default_rng(4)
     for k in (1, 2, 5, 12, 13, 20):

@@ -14,12 +14,15 @@ import pytest
 from in21k_bench import hub
 from in21k_bench.errors import ChecksumError, In21kError, UnknownBenchmarkError
 from in21k_bench.fileio import sha256_file
+from in21k_bench.manifest_index import ManifestIndex
 from in21k_bench.manifests import SPLITS_DIR, read_index
 
 from hubserver import HubServer
 
 REPO_ID = read_index()["hub"]["repo_id"]
 VERSION = "v1"
+ALL_VERSIONS = ManifestIndex.load().versions()
+LATEST = ALL_VERSIONS[-1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -35,20 +38,23 @@ def _write_parquet(path: Path, df: pd.DataFrame) -> None:
 def _build_repo(folder: Path, benchmarks=("tiny",)) -> Path:
     """A hub repository folder: a few real manifests, relabels, scores, a feature store, checksums."""
     index = read_index()
-    v = index["versions"][VERSION]
-    rels = [r for r in v["files"] if r.startswith(f"{VERSION}/taxonomy/")]
-    for b in benchmarks:
-        rels += v["benchmarks"][b]["files"]
+    rels = []
+    for version in ALL_VERSIONS:  # every version, so downloads of the latest (default) version work too
+        v = index["versions"][version]
+        rels += [r for r in v["files"] if r.startswith(f"{version}/taxonomy/")]
+        for b in benchmarks:
+            rels += v["benchmarks"][b]["files"]
     for rel in rels:
         dst = folder / "splits" / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SPLITS_DIR / rel, dst)
     shutil.copyfile(SPLITS_DIR / "index.json", folder / "splits" / "index.json")
-    _write_parquet(
-        folder / "relabels" / VERSION / "p-hzr.parquet",
-        pd.DataFrame({"sample_id": ["train/n00004475/a.JPEG", "val/n00004475/b.JPEG"], "original_wnid": ["n00004475"] * 2, "refined_wnid": ["n00006484"] * 2}),
-    )
-    _write_parquet(folder / "scores" / VERSION / "clip.parquet", pd.DataFrame({"wnid": ["n00004475", "n00005787"], "score": [0.5, 0.25]}))
+    for version in ALL_VERSIONS:
+        _write_parquet(
+            folder / "relabels" / version / "p-hzr.parquet",
+            pd.DataFrame({"sample_id": ["train/n00004475/a.JPEG", "val/n00004475/b.JPEG"], "original_wnid": ["n00004475"] * 2, "refined_wnid": ["n00006484"] * 2}),
+        )
+        _write_parquet(folder / "scores" / version / "clip.parquet", pd.DataFrame({"wnid": ["n00004475", "n00005787"], "score": [0.5, 0.25]}))
     store = folder / "features" / "clip" / "val"
     store.mkdir(parents=True)
     shards = []
@@ -90,9 +96,9 @@ def hub_env(tmp_path, monkeypatch):
         monkeypatch.setattr(constants, name, value)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("IN21K_BENCH_INPUTS", str(tmp_path / "inputs"))
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     repo = _build_repo(tmp_path / "repo")
-    commit = server.add_commit(REPO_ID, repo, tags=[VERSION], repo_type="dataset")
+    commit = server.add_commit(REPO_ID, repo, tags=ALL_VERSIONS, repo_type="dataset")
     server.commit = commit
     server.folder = repo
     server.cache = home / "hub"
@@ -119,7 +125,7 @@ def test_clean_download_is_a_verified_splits_root(hub_env):
     # the loader reads it like the package copy
     import in21k_bench
 
-    a, b = in21k_bench.load("tiny", root=root), in21k_bench.load("tiny")
+    a, b = in21k_bench.load("tiny", VERSION, root=root), in21k_bench.load("tiny", VERSION)
     assert a.num_classes == b.num_classes and (a.val_labels() == b.val_labels()).all()
     gets = [p for m, p, _ in hub_env.requests if m == "GET"]
     assert any(p.endswith("/resolve/v1/splits/v1/tiny/labels.parquet") for p in gets)
@@ -135,7 +141,7 @@ def test_load_source_hub(hub_env):
 def test_second_call_served_from_cache_with_server_stopped(hub_env):
     first = hub.download_manifest("tiny", VERSION)
     hub_env.stop()
-    hub._VERIFIED.clear()  # re-hash from disk
+    hub.clear_verified()  # re-hash from disk
     assert hub.download_manifest("tiny", VERSION) == first
     # pinned to the commit: no network call at all
     assert hub.download_manifest("tiny", VERSION, revision=hub_env.commit) == first
@@ -165,7 +171,7 @@ def test_corrupted_cache_copy_is_replaced(hub_env):
     data[100] ^= 0xFF
     os.chmod(blob, 0o644)
     blob.write_bytes(bytes(data))
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     root2 = hub.download_manifest("tiny", VERSION)
     assert sha256_file(root2 / "v1/tiny/classes.parquet") == sha256_file(SPLITS_DIR / "v1/tiny/classes.parquet")
 
@@ -186,7 +192,7 @@ def test_corrupted_cache_copy_without_symlinks(hub_env, monkeypatch):
         data[10] ^= 0xFF
         os.chmod(p, 0o644)
         p.write_bytes(bytes(data))
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     root2 = hub.download_manifest("tiny", VERSION)
     assert sha256_file(root2 / "v1/tiny/classes.parquet") == sha256_file(SPLITS_DIR / "v1/tiny/classes.parquet")
 
@@ -233,7 +239,7 @@ def test_offline_partial_cache_names_the_missing_file(hub_env, monkeypatch):
 
 
 def test_unknown_version_and_name(hub_env):
-    with pytest.raises(UnknownBenchmarkError, match=r"expected a version the package knows \(v1\), found 'v9'"):
+    with pytest.raises(UnknownBenchmarkError, match=rf"expected a version the package knows \({', '.join(ALL_VERSIONS)}\), found 'v9'"):
         hub.download_manifest("tiny", "v9")
     with pytest.raises(UnknownBenchmarkError, match="did you mean tiny"):
         hub.download_manifest("tinyy", VERSION)
@@ -252,7 +258,7 @@ def test_hub_index_disagreeing_with_package_is_rejected(hub_env, tmp_path):
     idx["versions"]["v1"]["files"]["v1/tiny/labels.parquet"]["sha256"] = "0" * 64
     (bad / "splits/index.json").write_text(json.dumps(idx))
     commit = hub_env.add_commit(REPO_ID, bad, branch="", repo_type="dataset")
-    with pytest.raises(ChecksumError, match="splits/index.json: expected the entry of v1/tiny/labels.parquet"):
+    with pytest.raises(ChecksumError, match=r"splits/index.json: benchmark .tiny. \(v1\): expected v1/tiny/labels.parquet with sha256"):
         hub.download_manifest("tiny", VERSION, revision=commit)
 
 
@@ -262,10 +268,10 @@ def test_pinned_revision_from_index(hub_env, tmp_path, monkeypatch):
     idx = json.loads((SPLITS_DIR / "index.json").read_text())
     idx["hub"]["revisions"]["v1"] = hub_env.commit
     (root / "index.json").write_text(json.dumps(idx))
-    monkeypatch.setattr(hub, "SPLITS_INDEX_ROOT", root)
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
     assert hub.resolve_repo_and_revision("v1") == (REPO_ID, hub_env.commit)
     assert hub.resolve_repo_and_revision("v1", repo_id="other/repo") == ("other/repo", "v1")
-    hub.download_manifest("tiny")
+    hub.download_manifest("tiny", VERSION)
     assert any(f"/resolve/{hub_env.commit}/splits/v1/tiny/classes.parquet" in p for _, p, _ in hub_env.requests)
 
 
@@ -275,15 +281,15 @@ def test_pinned_revision_from_index(hub_env, tmp_path, monkeypatch):
 
 
 def test_relabels_scores_and_inputs_installed(hub_env, tmp_path):
-    p = hub.download_relabels("p-hzr")
+    p = hub.download_relabels("p-hzr", VERSION)
     assert pd.read_parquet(p)["refined_wnid"].tolist() == ["n00006484"] * 2
     s = hub.download_scores("clip", VERSION)
     assert pd.read_parquet(s)["score"].tolist() == [0.5, 0.25]
-    got = hub.download_inputs("p-hzr")
+    got = hub.download_inputs("p-hzr", VERSION)
     assert got["relabels"] == tmp_path / "inputs" / "v1" / "p-hzr.parquet"
     assert sha256_file(got["relabels"]) == sha256_file(p)
     with pytest.raises(hub.HubError, match="leaf-hzr.parquet in checksums.json"):
-        hub.download_relabels("leaf-hzr")
+        hub.download_relabels("leaf-hzr", VERSION)
     with pytest.raises(In21kError, match="expected a mode"):
         hub.download_relabels("hzr")
 
@@ -291,7 +297,7 @@ def test_relabels_scores_and_inputs_installed(hub_env, tmp_path):
 def test_corrupt_extra_file_rejected(hub_env):
     hub_env.corrupt("scores/v1/clip.parquet")
     with pytest.raises(ChecksumError, match="scores/v1/clip.parquet: expected sha256 .*checksums.json"):
-        hub.download_scores("clip")
+        hub.download_scores("clip", VERSION)
 
 
 def test_corrupt_checksums_file_rejected(hub_env):
@@ -306,7 +312,7 @@ def test_features_shards_verified_by_meta(hub_env):
     x = np.load(d / "shard-00001.npy", allow_pickle=False)
     assert x.shape == (3, 4) and x.dtype == np.float16
     hub_env.corrupt("features/clip/val/shard-00000.npy")
-    hub._VERIFIED.clear()
+    hub.clear_verified()
     # cached copies are fine: still served from the cache
     assert hub.download_features("clip", "val") == d
 
@@ -329,7 +335,7 @@ def test_cli_download(hub_env, capsys):
         main(["download", "tiny", "--json"])
     assert e.value.code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["name"] == "tiny" and out["revision"] == "v1" and Path(out["root"]).is_dir()
+    assert out["name"] == "tiny" and out["revision"] == LATEST and Path(out["root"]).is_dir()
     with pytest.raises(SystemExit) as e:
         main(["download", "clip-1k", "--features", "clip", "--json"])
     assert e.value.code == 0
@@ -397,12 +403,12 @@ class _FakeApi:
         self.tags[tag] = revision
 
 
-def _pkg_root(tmp_path) -> Path:
+def _pkg_root(tmp_path, version: str = VERSION, benchmark: str = "tiny") -> Path:
     root = tmp_path / "splits"
     idx = read_index()
-    keep = [r for r in idx["versions"][VERSION]["files"] if r.startswith("v1/taxonomy/") or r.startswith("v1/tiny/")]
+    keep = [r for r in idx["versions"][version]["files"] if r.startswith(f"{version}/taxonomy/") or r.startswith(f"{version}/{benchmark}/")]
     idx = json.loads(json.dumps(idx))
-    idx["versions"][VERSION]["files"] = {r: idx["versions"][VERSION]["files"][r] for r in keep}
+    idx["versions"][version]["files"] = {r: idx["versions"][version]["files"][r] for r in keep}
     for r in keep:
         (root / r).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SPLITS_DIR / r, root / r)
@@ -495,11 +501,11 @@ def test_publish_round_trip_through_the_server(tmp_path, hub_env, monkeypatch):
     assert idx["hub"]["repo_id"] == repo and idx["hub"]["revisions"][VERSION] == plan.commit
     assert any(m == "POST" and p.endswith(f"/tag/{plan.commit}") for m, p, _ in hub_env.requests)
     # the package now trusts this repo and commit: downloads go to the pinned commit, extras via pinned checksums
-    monkeypatch.setattr(hub, "SPLITS_INDEX_ROOT", root)
-    got = hub.download_manifest("tiny")
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
+    got = hub.download_manifest("tiny", VERSION)
     assert hub_env.gets(f"splits/v1/tiny/labels.parquet") and plan.commit in got.parts
-    assert pd.read_parquet(hub.download_scores("clip"))["score"].tolist() == [0.5, 0.25]
-    assert (hub.download_features("clip", "val") / "shard-00000.npy").is_file()
+    assert pd.read_parquet(hub.download_scores("clip", VERSION))["score"].tolist() == [0.5, 0.25]
+    assert (hub.download_features("clip", "val", VERSION) / "shard-00000.npy").is_file()
     from huggingface_hub import hf_hub_download
 
     card = Path(hf_hub_download(repo, "README.md", repo_type="dataset", revision=VERSION)).read_text()
@@ -525,8 +531,23 @@ def test_feature_store_published_and_downloaded_opens(tmp_path, hub_env, monkeyp
         store_mod.write_store(feats / "tiny-backbone" / split, x, [f"{split}/{i}" for i in range(10)], backbone="tiny-backbone", shard_rows=4)
     root = _pkg_root(tmp_path)
     plan = hub.publish("org/feats", VERSION, splits_root=root, features_dir=feats)
-    monkeypatch.setattr(hub, "SPLITS_INDEX_ROOT", root)
-    got = hub.download_feature_splits("tiny-backbone")
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
+    got = hub.download_feature_splits("tiny-backbone", version=VERSION)
     assert plan.commit in got["val"].parts
     train, val = store_mod.open_features(got["val"].parent)
     assert val.num_rows == 10 and np.allclose(val.to_array(normalize=False), x, atol=1e-2)
+
+
+def test_publish_and_download_v2_coarse(tmp_path, hub_env, monkeypatch):
+    """A v2 release (extra-synset taxonomy, one-step coarse labels) goes through publish + download + load."""
+    import in21k_bench
+
+    root = _pkg_root(tmp_path, "v2", "coarse-d1")
+    plan = hub.publish("org/v2-release", "v2", splits_root=root)
+    assert plan.recorded and "splits/v2/taxonomy/synsets.parquet" in plan.files
+    monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
+    got = hub.download_manifest("coarse-d1")  # latest version = v2
+    assert plan.commit in got.parts and (got / "v2/taxonomy/synsets.parquet").is_file()
+    b = in21k_bench.load("coarse-d1", root=got)
+    assert (b.version, b.num_classes) == ("v2", 3987)
+    assert (b.label_matrix() != in21k_bench.load("coarse-d1").label_matrix()).nnz == 0

@@ -129,7 +129,7 @@ def test_p_hzr_controlled_scores_current_class_wins_ties():
 
 
 def _reference(c, t: Tree, s, mode):
-    """Naive per-sample implementation of the rule (SPEC section 4 + the documented tie rule)."""
+    """Naive per-sample implementation of the rule (docs/zeroshot.md: the rule and its tie rule)."""
     path, margin = [c], np.nan
     while not t.is_leaf[c]:
         cands = ([c] if mode == "p-hzr" else []) + sorted(t.children(c).tolist())

@@ -99,8 +99,15 @@ def test_seed_entries_match_issue_table():
             assert s.metrics[name].mean == pytest.approx(pct / 100, abs=1e-12), (key, name)
             assert s.metrics[name].std is None and s.metrics[name].runs == []
         assert s.status == "reported" and "arXiv:2406.01203" in s.source
-        assert s.paper_url == lb.PAPER_URL and s.num_runs == 3
+        assert s.paper_url == lb.PAPER_URL
         assert s.supervised == (s.method == "Linear probe")
+        # clustering: mean of 3 runs; linear probe: best of a grid (appendix C.3), one value
+        if s.supervised:
+            assert s.num_runs == 1 and "best value over a learning-rate x weight-decay grid (appendix C.3)" in s.source
+            assert "mean of 3" not in s.source
+        else:
+            assert s.num_runs == 3 and "mean of 3 independent runs" in s.source
+        assert "main results" not in s.source and re.search(r"Table [1-5]", s.source)
         assert s.benchmark_version == "v1"
     # the only disagreement between the two tables is recorded
     noted = [s for s in seeds if s.notes]
@@ -137,6 +144,7 @@ def _verified(**over):
         package_version="0.1.0",
         num_runs=2,
         predictions_sha256=[SHA, "b" * 64],
+        predictions=["temi-test/run-1.npy", "hf://datasets/org/preds@v1/temi/run-2.npy"],
         metrics={"acc": {"mean": 0.5, "std": float(np.std([0.4, 0.6], ddof=1)), "runs": [0.4, 0.6]}},
         status="verified",
         date="2025-01-02",
@@ -166,6 +174,10 @@ def test_schema_accepts_a_valid_record_and_roundtrips():
         ({"benchmark_version": "1"}, "benchmark_version"),
         ({"status": "reported", "predictions_sha256": []}, "source"),
         ({"paper_url": "ftp://x"}, "http(s) URL"),
+        ({"predictions": []}, "verified entry: expected one prediction file location per run"),
+        ({"predictions": ["a.npy"]}, "one predictions path per run"),
+        ({"predictions": ["a.npy", "hf://datasets/org@v1/x.npy"]}, "expected a hub path hf://datasets/ORG/NAME@REVISION/PATH"),
+        ({"status": "unchecked", "package_version": None}, "unchecked entry: expected the package_version"),
     ],
 )
 def test_schema_rejects(over, fragment, tmp_path):
@@ -222,7 +234,7 @@ def fake_evaluate(pred, benchmark, version):
 
 @pytest.fixture
 def fake_eval(monkeypatch):
-    monkeypatch.setattr(lb, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(lb.scoring, "evaluate_predictions", fake_evaluate)
 
 
 @pytest.fixture
@@ -282,6 +294,10 @@ def test_submit_errors(fake_eval, runs, tmp_path, capsys):
     assert code == 2 and "v7" in err
 
 
+def _seed_version(benchmark: str) -> str:
+    return next(s.benchmark_version for s in lb.paper_seed_submissions() if s.benchmark == benchmark)
+
+
 def _lb_with_verified(tmp_path, runs):
     """A leaderboard with the seeds plus one verified entry whose predictions sit in its sidecar folder."""
     root = tmp_path / "lb"
@@ -292,7 +308,8 @@ def _lb_with_verified(tmp_path, runs):
     for p in runs:
         shutil.copy(p, side / p.name)
         copies.append(side / p.name)
-    sub, path = lb.submit(copies, benchmark="tiny", method="Mine", slug="mine", root=root)
+    # at the seeds' version, so the verified entry and the reported ones share a section
+    sub, path = lb.submit(copies, benchmark="tiny", method="Mine", slug="mine", root=root, version=_seed_version("tiny"))
     lb.build(root)
     assert lb.check_leaderboard(root) == []
     return root, path, side
@@ -341,7 +358,7 @@ def test_check_catches_bad_submissions(fake_eval, runs, tmp_path, capsys):
     joined = "\n".join(lines)
     assert "found a duplicate of mine-again.json" in joined  # files are visited in sorted order
     assert "expected to be in submissions/tiny/" in joined
-    assert "expected a version in ['v1'], found 'v9'" in joined
+    assert "expected a version in ['v1', 'v2'], found 'v9'" in joined
     assert "expected JSON, found a syntax error" in joined
     assert "hello: Extra inputs are not permitted" in joined
     assert "expected <= 65536 bytes" in joined
@@ -359,7 +376,7 @@ def test_markdown_best_first_and_status_apart(fake_eval, runs, tmp_path):
     root, _, _ = _lb_with_verified(tmp_path, runs)
     text = (root / "README.md").read_text()
     assert text == lb.render_markdown(lb.load_submissions(root))  # deterministic
-    section = text.split("## tiny (v1)")[1].split("\n## ")[0]
+    section = text.split(f"## tiny ({_seed_version('tiny')})")[1].split("\n## ")[0]
     verified, reported = section.split("### Verified")[1].split("### Reported")
     assert "Mine" in verified and "Mine" not in reported and "TEMI" in reported
     rows = [r for r in reported.splitlines() if r.startswith("| ") and not r.startswith("| #")]
@@ -369,7 +386,8 @@ def test_markdown_best_first_and_status_apart(fake_eval, runs, tmp_path):
     assert accs[:3] == sorted(accs[:3], reverse=True) == [42.46, 41.99, 40.96]
     assert "## Sources of reported entries" in text and "arXiv:2406.01203" in text
     # registry order: in21k before tiny before imagenet-1k
-    assert text.index("## in21k (v1)") < text.index("## tiny (v1)") < text.index("## imagenet-1k (v1)")
+    heads = [f"## {b} ({_seed_version(b)})" for b in ("in21k", "tiny", "imagenet-1k")]
+    assert text.index(heads[0]) < text.index(heads[1]) < text.index(heads[2])
 
 
 def test_html_is_self_contained_and_embeds_data():
@@ -487,3 +505,33 @@ def test_submit_dry_run_writes_nothing(fake_eval, runs, tmp_path, capsys):
     code, out, err = run(["submit", str(runs[0]), "-b", "tiny", "-m", "M", "--root", str(root), "--dry-run"], capsys)
     assert code == 0 and "would write" in err and not root.exists()
     assert "ACC (top-1→1)" in out and "1 run(s)" in out
+
+
+def test_seed_sources_name_the_table_of_every_number():
+    """Each number is cited with its table; an entry combining two tables says which metric is from which."""
+    rows = lb.read_reported()
+    assert {r.source for r in rows} == {"Table 1", "Table 2", "Table 3", "Table 4", "Table 5 (appendix C.4)"}
+    by_entry = {}
+    for r in rows:
+        by_entry.setdefault((r.benchmark, r.version, r.backbone, r.method), set()).add(r.source)
+    for s in lb.paper_seed_submissions():
+        tables = by_entry[(s.benchmark, s.benchmark_version, s.backbone, s.method)]
+        for t in tables:
+            assert t in s.source, (s.benchmark, s.method)
+        if len(tables) > 1:  # in21k: Table 5 (acc) with Table 4 (multi-label)
+            assert s.benchmark == "in21k"
+            assert "Table 5 (appendix C.4) for acc; Table 4 for top1_L, top5_1, top5_L" in s.source
+    # the multi-label table gives its own top-1 -> 1 for real1k only; the in21k one is Table 5's
+    assert [r.source for r in rows if r.benchmark == "real1k" and r.metric == "acc"] == ["Table 4"] * 4
+
+
+def test_reported_csv_is_validated():
+    from in21k_bench.errors import In21kError
+
+    with pytest.raises(In21kError, match="expected columns"):
+        lb.read_reported("benchmark,value\ntiny,1\n")
+    header = "benchmark,version,backbone,method,metric,value_pct,source\n"
+    with pytest.raises(In21kError, match="expected a number in value_pct"):
+        lb.read_reported(header + "tiny,v1,X,TEMI,acc,abc,Table 1\n")
+    with pytest.raises(In21kError, match="expected a metric"):
+        lb.read_reported(header + "tiny,v1,X,TEMI,f1,1.0,Table 1\n")

@@ -39,6 +39,7 @@ def _verified_entry() -> lb.Submission:
         package_version="0.1.0",
         num_runs=3,
         predictions_sha256=[c * 64 for c in "abc"],
+        predictions=[f"https://example.org/preds/run-{i}.npy" for i in (1, 2, 3)],
         metrics={"acc": lb.MetricStat.from_runs(runs), "nmi": lb.MetricStat.from_runs([0.6, 0.61, 0.62])},
         status="verified",
         date=dt.date(2025, 1, 1),
@@ -159,7 +160,7 @@ def test_filtering_and_chart(browser, site):
     pg = Page(browser, path)
     try:
         page = pg.page
-        fam = {n: f for n, f in lb._benchmark_order()}
+        fam = {n: f for n, f in lb.benchmark_order()}
         # family
         page.select_option("#filter-family", "coarse")
         rows = pg.rows()

@@ -1,4 +1,4 @@
-"""TEMI and SCANv2 against direct float64 loop implementations written from the SPEC formulas."""
+"""TEMI and SCANv2 against direct float64 loop implementations written from the formulas of docs/methods.md."""
 
 from __future__ import annotations
 

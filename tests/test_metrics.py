@@ -10,6 +10,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from in21k_bench import metrics as M
 from in21k_bench.errors import InvalidInputError
+from in21k_bench.evaluate import evaluate_arrays
 
 
 def dense_optimum(labels, top1, C, K) -> int:
@@ -313,7 +314,7 @@ def test_ece_uses_the_hungarian_map():
     top1 = (labels + 1) % 4
     probs = np.full((100, 4), 0.1)
     probs[np.arange(100), top1] = 0.7
-    r = M.evaluate_arrays(labels=labels, probs=probs, num_classes=4)
+    r = evaluate_arrays(labels=labels, probs=probs, num_classes=4)
     assert r.acc == 1.0 and r.ece == pytest.approx(0.3)
     assert r.reliability["count"][10] == 100  # 0.7 lies in (10/15, 11/15]
 
@@ -339,7 +340,7 @@ def test_real_protocol_excludes_empty_sets_and_reports_std():
     dense[:10] = False  # empty sets
     S = sp.csr_matrix(dense)
     top1 = rng.integers(0, C, n)
-    r = M.evaluate_arrays(top1, label_sets=S, real_protocol=True, num_draws=7)
+    r = evaluate_arrays(top1, label_sets=S, real_protocol=True, num_draws=7)
     assert r.n == n - 10 and r.excluded == 10 and r.num_draws == 7
     # direct: same draws, dense assignment, loops over sets
     keep = dense.any(axis=1)
@@ -356,13 +357,126 @@ def test_real_protocol_excludes_empty_sets_and_reports_std():
 
 def test_evaluate_arrays_validation_and_k():
     labels = np.arange(20) % 4
-    r = M.evaluate_arrays(labels, labels)
+    r = evaluate_arrays(labels, labels)
     assert r.acc == 1.0 and r.num_clusters == 4 and r.k == 1 and r.top5_1 is None
-    r = M.evaluate_arrays(np.arange(20) % 7, labels, num_clusters=9)  # K != C: majority ACC reported
+    r = evaluate_arrays(np.arange(20) % 7, labels, num_clusters=9)  # K != C: majority ACC reported
     assert r.num_clusters == 9 and r.majority_acc is not None and r.majority_acc >= r.acc
     with pytest.raises(InvalidInputError, match="expected labels"):
-        M.evaluate_arrays(labels, labels[:5])
+        evaluate_arrays(labels, labels[:5])
     with pytest.raises(InvalidInputError, match="expected cluster ids < K=3"):
-        M.evaluate_arrays(labels, labels, num_clusters=3)
+        evaluate_arrays(labels, labels, num_clusters=3)
     with pytest.raises(InvalidInputError, match="label_sets"):
-        M.evaluate_arrays(labels, labels, label_sets=sp.csr_matrix((3, 4), dtype=bool))
+        evaluate_arrays(labels, labels, label_sets=sp.csr_matrix((3, 4), dtype=bool))
+
+
+# ---------------------------------------------------------------------------------------------------
+# over-clustering ACC as TEMI's evaluation code defines it
+
+
+def _brute_temi(labels, top1, C, K):
+    """Every partial one-to-one map label -> cluster, enumerated: the maximum agreement, then (TEMI's rule,
+    with the tie-break towards the largest result) the unmatched used clusters add their majority count.
+    TEMI only reassigns when more clusters are used than labels occur."""
+    from itertools import combinations, permutations
+
+    t = np.zeros((C, K), dtype=int)
+    np.add.at(t, (labels, top1), 1)
+    colmax = t.max(axis=0)
+    used = set(np.flatnonzero(t.sum(axis=0) > 0).tolist())
+    present = int((t.sum(axis=1) > 0).sum())
+    best, best_val = -1, -1
+    for j in range(min(C, K) + 1):
+        for ls in combinations(range(C), j):
+            for ks in permutations(range(K), j):
+                agree = sum(t[l, k] for l, k in zip(ls, ks))
+                if any(t[l, k] == 0 for l, k in zip(ls, ks)):
+                    continue  # a zero pair is the same as leaving both unmatched (enumerated separately)
+                val = agree + sum(colmax[k] for k in used - set(ks))
+                if agree > best or (agree == best and val > best_val):
+                    best, best_val = agree, val
+    n = len(labels)
+    return best / n, (best_val / n if len(used) > present else best / n)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_temi_overcluster_against_brute_force(seed):
+    rng = np.random.default_rng(100 + seed)
+    C = int(rng.integers(1, 4))
+    K = int(rng.integers(C + 1, 7))
+    n = int(rng.integers(1, 25))
+    labels = rng.integers(0, C, n)
+    top1 = rng.integers(0, K, n) if seed % 2 else np.where(rng.random(n) < 0.6, labels * (K // C), rng.integers(0, K, n))
+    acc_bf, temi_bf = _brute_temi(labels, top1, C, K)
+    t = M.contingency(labels, top1, C, K)
+    assert M.max_agreement_matching(t).agreements / n == pytest.approx(acc_bf)
+    assert M.temi_overcluster_accuracy(t) == pytest.approx(temi_bf)
+    r = evaluate_arrays(top1, labels, num_classes=C, num_clusters=K)
+    assert r.acc_temi_overcluster == pytest.approx(temi_bf)
+    assert r.acc - 1e-12 <= r.acc_temi_overcluster <= r.majority_acc + 1e-12
+
+
+def _temi_rule_with_dense_solver(labels, top1):
+    """TEMI's procedure re-stated: a square (M x M, M = largest id + 1) cluster x label count table,
+    scipy's dense assignment, then -- when more clusters are used than labels occur -- every used cluster
+    whose assigned label never occurs takes its most frequent label."""
+    from scipy.optimize import linear_sum_assignment
+
+    M_ = int(max(labels.max(), top1.max())) + 1
+    cm = np.zeros((M_, M_), dtype=np.int64)
+    np.add.at(cm, (top1, labels), 1)
+    rows, cols = linear_sum_assignment(cm, maximize=True)
+    cols = cols.copy()
+    occurring = set(labels.tolist())
+    if len(np.unique(top1)) > len(occurring):
+        for k in np.unique(top1):
+            if cols[k] not in occurring:
+                cols[k] = cm[k].argmax()
+    return cm[rows, cols].sum() / len(labels)
+
+
+def test_temi_overcluster_equals_temi_rule_when_the_matching_is_unique_and_never_below_it():
+    rng = np.random.default_rng(7)
+    equal = 0
+    for trial in range(60):
+        C = int(rng.integers(2, 12))
+        K = int(rng.integers(C + 1, 3 * C + 2))
+        # strong, distinct counts: label l's samples mostly go to cluster l, the rest to random clusters
+        counts = rng.integers(1, 40, C) * 10
+        labels = np.repeat(np.arange(C), counts)
+        top1 = np.where(rng.random(len(labels)) < 0.6, labels, rng.integers(0, K, len(labels)))
+        ours = M.temi_overcluster_accuracy(M.contingency(labels, top1, C, K))
+        ref = _temi_rule_with_dense_solver(labels, top1)
+        assert ours >= ref - 1e-12  # our tie-break gives the largest value TEMI's rule can produce
+        equal += abs(ours - ref) < 1e-12
+    assert equal >= 55  # ties between maximum matchings are rare on such tables
+
+
+def test_temi_overcluster_only_for_k_above_c_and_tie_break_is_deterministic():
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    assert evaluate_arrays(labels, labels).acc_temi_overcluster is None  # K = C: not reported
+    # rows = labels, columns = clusters:   l0: [2, 2, 0]   l1: [0, 3, 5]
+    # maximum agreement 7 = l1->k2 (5) + l0->k0 or l0->k1 (2): a tie. TEMI's rule then gives the unmatched
+    # cluster its majority: k1 (+3) if l0 takes k0 -> 10/12, k0 (+2) if l0 takes k1 -> 9/12.
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    top1 = np.array([0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2])
+    assert _brute_temi(labels, top1, 2, 3) == (pytest.approx(7 / 12), pytest.approx(10 / 12))
+    from itertools import permutations
+
+    dense = set()
+    for perm in permutations(range(3)):  # renaming clusters changes nothing for us
+        p = np.array(perm)[top1]
+        assert M.temi_overcluster_accuracy(M.contingency(labels, p, 2, 3)) == pytest.approx(10 / 12)
+        dense.add(round(_temi_rule_with_dense_solver(labels, p) * 12))
+    assert dense == {9, 10}  # a dense solver's choice, and with it the number, depends on the cluster order
+    r = evaluate_arrays(top1, labels, num_clusters=3)
+    assert (r.acc, r.acc_temi_overcluster, r.majority_acc) == (pytest.approx(7 / 12), pytest.approx(10 / 12), pytest.approx(10 / 12))
+
+
+def test_temi_overcluster_falls_back_to_the_solver_tie_break_beyond_exact_floats(monkeypatch):
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    top1 = np.array([0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2])
+    t = M.contingency(labels, top1, 2, 3)
+    monkeypatch.setattr(M, "EXACT_FLOAT_LIMIT", 10.0)
+    with pytest.warns(UserWarning, match="too large for the exact tie-break"):
+        v = M.temi_overcluster_accuracy(t)
+    assert v * 12 == pytest.approx(9) or v * 12 == pytest.approx(10)  # one of TEMI's possible values

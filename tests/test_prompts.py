@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from in21k_bench.errors import In21kError
-from in21k_bench.sources import find_sources_dir
 from in21k_bench.zeroshot.prompts import (
     PROMPT_TEMPLATES,
     class_lemmas,
@@ -18,11 +17,12 @@ from in21k_bench.zeroshot.prompts import (
 )
 
 
-def lemma_table_path() -> Path:
-    return find_sources_dir() / "timm" / "imagenet_synset_to_lemma.txt"
+@pytest.fixture(scope="module")
+def lemma_table_path(sources_dir) -> Path:
+    return sources_dir / "timm" / "imagenet_synset_to_lemma.txt"
 
 
-def test_the_seven_spec_prompts_exactly():
+def test_the_seven_documented_prompts_exactly():
     assert PROMPT_TEMPLATES == (
         "itap of a {}.",
         "a bad photo of the {}.",
@@ -46,8 +46,8 @@ def test_the_seven_spec_prompts_exactly():
         fill_prompts("  ")
 
 
-def test_real_lemma_table():
-    table = read_lemma_table(lemma_table_path())
+def test_real_lemma_table(lemma_table_path):
+    table = read_lemma_table(lemma_table_path)
     assert len(table) == 21844
     assert table["n01440764"] == ["tench", "Tinca tinca"]  # case kept
     assert table["n02084071"] == ["dog", "domestic dog", "Canis familiaris"]
@@ -56,11 +56,11 @@ def test_real_lemma_table():
     assert all(s == s.strip() and s for lst in table.values() for s in lst)
 
 
-def test_lemmas_agree_with_the_taxonomy():
+def test_lemmas_agree_with_the_taxonomy(lemma_table_path):
     from test_hzr import taxonomy
 
     tax = taxonomy()
-    table = read_lemma_table(lemma_table_path())
+    table = read_lemma_table(lemma_table_path)
     from_table = class_lemmas(list(tax.wnids), table, list(tax.names))
     from_tax = class_lemmas(list(tax.wnids), tax.lemmas, list(tax.names))
     assert from_table == from_tax

@@ -42,7 +42,7 @@ def read_relabels(path: str | Path, taxonomy, what: str) -> pd.DataFrame:
         if not df[col].map(lambda v: isinstance(v, str)).all():
             raise InvalidInputError(f"{what}: expected string values in column {col} of {path}, found dtype {df[col].dtype}")
     for col in ("original_wnid", "refined_wnid"):
-        idx = df[col].map(taxonomy._index)
+        idx = df[col].map(taxonomy.lookup).replace(-1, np.nan)
         if idx.isna().any():
             raise InvalidInputError(f"{what}: expected winter21 wnids in column {col} of {path}, found {df[col][idx.isna()].iloc[0]!r}")
         df[col.replace("wnid", "index")] = idx.astype(np.int64)

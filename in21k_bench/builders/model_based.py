@@ -30,7 +30,7 @@ def read_scores(path: str | Path, taxonomy, what: str) -> np.ndarray:
     if missing:
         raise InvalidInputError(f"{what}: expected columns wnid and score in {path}, found {sorted(df.columns)}")
     scores = np.full(taxonomy.num_classes, np.nan)
-    idx = np.array([taxonomy._index.get(w, -1) for w in df["wnid"]])
+    idx = np.array([taxonomy.lookup(w) if isinstance(w, str) else -1 for w in df["wnid"]])
     if (idx < 0).any():
         bad = df["wnid"][idx < 0].iloc[0]
         raise InvalidInputError(f"{what}: expected winter21 wnids in {path}, found unknown wnid {bad!r}")

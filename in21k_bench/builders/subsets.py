@@ -51,19 +51,38 @@ def build_imbalanced(taxonomy, *, band_half_width: float, top_fraction: float, i
     )
 
 
-def build_centered(taxonomy, *, match: dict, **rule):
-    """As many classes as ``imbalanced-2k`` (``match`` holds its rule), taken as the contiguous window of
-    the count ranking centred on the median (classes sorted by (count, class index))."""
-    counts = taxonomy.train_count
-    n = int(imbalanced_mask(counts, match["band_half_width"], match["top_fraction"], match["interpolation"], match["inclusive"]).sum())
+def centered_window(counts: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` classes of the contiguous window of the count ranking (sorted by (count, class index))
+    centred on the median: ranks ``(len - n) // 2 .. (len - n) // 2 + n - 1``."""
+    if not 0 < n <= len(counts):
+        raise ValueError(f"centered window: expected 1..{len(counts)} classes, found {n}")
     order = np.lexsort((np.arange(len(counts)), counts))
     start = (len(counts) - n) // 2
-    chosen = order[start : start + n]
-    return subset_tables(taxonomy, chosen, dict(rule, match=match, num_classes=n, window="rank window centred on the median"))
+    return order[start : start + n]
 
 
-def build_wordnet_leaf(taxonomy, **rule):
-    return subset_tables(taxonomy, np.flatnonzero(taxonomy.is_wordnet_leaf), rule)
+def build_centered(taxonomy, *, match: dict | None = None, num_classes: int | None = None, **rule):
+    """The window of the count ranking centred on the median. v1: as many classes as ``imbalanced-2k``
+    (``match`` holds its rule); v2: a fixed ``num_classes`` (the paper's 2,113)."""
+    counts = taxonomy.train_count
+    if match is not None:
+        n = int(imbalanced_mask(counts, match["band_half_width"], match["top_fraction"], match["interpolation"], match["inclusive"]).sum())
+        return subset_tables(taxonomy, centered_window(counts, n), dict(rule, match=match, num_classes=n, window="rank window centred on the median"))
+    if num_classes is None:
+        raise ValueError("centered window: expected match or num_classes, found neither")
+    return subset_tables(taxonomy, centered_window(counts, int(num_classes)), dict(rule, num_classes=int(num_classes)))
+
+
+def build_wordnet_leaf(taxonomy, *, exclude_instances: bool = False, **rule):
+    """Classes with no hyponym in WordNet (no child in ``wordnet.is_a.txt``); with ``exclude_instances``
+    (v2) also not a WordNet instance synset (instances are not hyponyms)."""
+    mask = taxonomy.is_wordnet_leaf.copy()
+    if exclude_instances:
+        if taxonomy.is_wordnet_instance is None:
+            raise ValueError(f"wordnet-leaf: expected a taxonomy with instance flags (v2 or later), found version {taxonomy.version}")
+        mask &= ~taxonomy.is_wordnet_instance
+        rule = dict(rule, exclude_instances=True)
+    return subset_tables(taxonomy, np.flatnonzero(mask), rule)
 
 
 def build_miil_leaf(taxonomy, **rule):

@@ -23,14 +23,14 @@ def list_cmd(
 ) -> None:
     """List the registered benchmarks."""
     from ..catalog import check_version, list_definitions
-    from ..manifests import read_index
+    from ..manifest_index import ManifestIndex
 
     if version is not None:
         check_version(version, "list")
-    index = read_index()
+    index = ManifestIndex.load()
     rows = []
     for d in list_definitions(version):
-        entry = index["versions"].get(d.version, {}).get("benchmarks", {}).get(d.name, {})
+        entry = index.benchmark_entry(d.name, d.version) or {}
         rows.append(
             {
                 "name": d.name,
@@ -83,29 +83,35 @@ def info_cmd(
 
 @app.command("build-manifests")
 def build_manifests_cmd(
-    sources: Optional[Path] = typer.Option(None, help="Raw sources folder (default: $IN21K_SOURCES or ../shared/in21k-sources)."),
+    sources: Optional[Path] = typer.Option(None, help="Raw sources folder (default: $IN21K_SOURCES, else the vendored splits/sources/)."),
     out: Optional[Path] = typer.Option(None, help="Splits folder to write (default: the package's splits/)."),
-    version: str = typer.Option("v1", help="Version to build. A released version is never changed."),
+    version: Optional[str] = typer.Option(None, help="Version to build (default: the latest registered). A released version is never changed."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rebuild the manifests deterministically from the raw sources (checks their sha256)."""
-    from ..manifests import build_all
+    from ..catalog import versions
+    from ..fileio import check_output_dir
+    from ..manifest_build import build_all
 
+    if out is not None:
+        check_output_dir(out, "build-manifests --out")  # before the build, which takes a while
+    version = version or versions()[-1]
     index = build_all(out_root=out, sources_dir=sources, version=version)
-    v = index["versions"][version]
-    summary = {"version": version, "files": len(v["files"]), "benchmarks": {k: e["status"] for k, e in v["benchmarks"].items()}}
+    benches = index.benchmarks(version)
+    summary = {"version": version, "files": len(index.files(version)), "benchmarks": {k: e["status"] for k, e in benches.items()}}
     if json_out:
         _print_json(summary)
     else:
-        print(f"built {summary['files']} files for {version} ({len(v['benchmarks'])} benchmarks)")
+        print(f"built {summary['files']} files for {version} ({len(benches)} benchmarks)")
 
 
 @app.command("benchmark-docs")
 def benchmark_docs_cmd(
     out: Path = typer.Option(Path("docs"), help="Docs folder: writes benchmarks.md and figures/."),
+    version: Optional[str] = typer.Option(None, help="Manifest version to document (default: latest)."),
 ) -> None:
     """Regenerate docs/benchmarks.md and the class-size histograms from the registry."""
     from ..catalog_docs import write_benchmark_docs
 
-    path = write_benchmark_docs(out)
+    path = write_benchmark_docs(out, version)
     print(f"wrote {path}")

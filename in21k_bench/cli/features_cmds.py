@@ -35,18 +35,21 @@ def extract_cmd(
     pretrained: bool = typer.Option(True, "--pretrained/--random-init", help="Load pretrained weights (default) or keep random initialisation."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     workers: int = typer.Option(4, "--workers", min=0, help="DataLoader worker processes."),
-    shard_rows: int = typer.Option(65_536, "--shard-rows", min=1, help="Rows per shard (the resume granularity)."),
+    shard_rows: int = typer.Option(65_536, "--shard-rows", min=1, help="Rows per shard (the unit of resume and of work per process; use at least a few shards per process)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", min=1, help="Override the model's input size."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Extract features of a local image folder with a timm / open_clip backbone (resumable)."""
+    """Extract features of a local image folder with a timm / open_clip backbone (resumable; several
+    GPUs / nodes under torchrun, see docs/scale.md)."""
     from ..features.extract import extract_features
 
     stores = extract_features(
         images, out, backbone, splits=split, benchmark=benchmark, checkpoint=checkpoint, pretrained=pretrained,
         batch_size=batch_size, workers=workers, shard_rows=shard_rows, device=device, image_size=image_size,
     )
+    if not stores:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     info = {name: s.info() for name, s in stores.items()}
     if json_out:
         _print_json(info)
@@ -123,20 +126,27 @@ def info_cmd(
 def knn_cmd(
     features: Path = typer.Option(..., "--features", help="A store, or a features directory (its train/ store is used)."),
     k: int = typer.Option(50, "--k", min=1, help="Neighbours per row (self excluded)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output .npy (default: <store>/knn-k<k>.npy)."),
-    chunk_rows: int = typer.Option(65_536, "--chunk-rows", min=1, help="Query rows per chunk (the resume granularity)."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Mine within this benchmark's rows of a larger store (e.g. tiny on an in21k store)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output .npy (default: <store>/knn-k<k>.npy, or knn-k<k>-<benchmark>.npy for a benchmark's view)."),
+    chunk_rows: int = typer.Option(65_536, "--chunk-rows", min=1, help="Query rows per chunk (the unit of resume and of work per process)."),
     db_rows: Optional[int] = typer.Option(None, "--db-rows", help="Database rows per block (default: fit 4 GiB of float32)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Mine exact top-k cosine neighbours of every train row (int32 .npy, resumable)."""
-    from ..features.store import open_store_or_train
-    from ..methods.knn import mine_knn
+    """Mine exact top-k cosine neighbours of every train row (int32 .npy, resumable; several GPUs / nodes
+    under torchrun, see docs/scale.md)."""
+    from ..distributed import init
+    from ..features.view import open_view
+    from ..methods.knn import default_knn_path, mine_knn
 
-    store = open_store_or_train(features)
-    out = out or store.path / f"knn-k{k}.npy"
-    result = mine_knn(store, k, out, chunk_rows=chunk_rows, db_rows=db_rows, device=device)
-    info = {"out": str(out), "shape": list(result.shape), "dtype": str(result.dtype), "store": str(store.path)}
+    dist = init(device, engine="faiss")
+    store = open_view(features, benchmark, "train")
+    out = out or default_knn_path(store, k)
+    result = mine_knn(store, k, out, chunk_rows=chunk_rows, db_rows=db_rows, device=device, dist=dist if dist.enabled else None)
+    if result is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
+    info = {"out": str(out), "shape": list(result.shape), "dtype": str(result.dtype), "store": str(store.path),
+            "benchmark": getattr(store, "view_name", None) or store.meta.get("benchmark"), "processes": dist.world_size}
     if json_out:
         _print_json(info)
     else:

@@ -36,9 +36,18 @@ def submit_cmd(
     root: Optional[Path] = typer.Option(None, help=_ROOT_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing submission with the same slug."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Evaluate and print the record without writing it."),
+    copy_predictions: bool = typer.Option(
+        False, "--copy-predictions", help="Copy the prediction files beside the entry (submissions/<benchmark>/<slug>/) so `leaderboard check` can re-score them."
+    ),
+    prediction_urls: List[str] = typer.Option(
+        [], "--predictions-url", metavar="URL", help="Where each run's file is published (repeat once per run, in order): https://... or hf://datasets/ORG/NAME@REV/PATH; `check --fetch` downloads them."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
-    """Evaluate each run's predictions and write a verified leaderboard entry (mean and std over runs)."""
+    """Evaluate each run's predictions and write a verified leaderboard entry (mean and std over runs).
+
+    A verified entry must let `leaderboard check` re-score every run: commit the files (--copy-predictions,
+    or paths inside the repository) or publish them (--predictions-url)."""
     from ..leaderboard import METRICS, PERCENT_METRICS, submit
 
     names = [a.strip() for item in authors for a in item.split(",") if a.strip()]
@@ -57,8 +66,19 @@ def submit_cmd(
         root=_root(root),
         overwrite=overwrite,
         dry_run=dry_run,
+        copy_predictions=copy_predictions,
+        prediction_urls=prediction_urls,
     )
     print(("would write " if dry_run else "wrote ") + str(path), file=sys.stderr)
+    if not copy_predictions and not prediction_urls:
+        repo = _root(root).resolve().parent
+        outside = [p for p in preds if not Path(p).resolve().is_relative_to(repo)]
+        if outside:
+            print(
+                f"note: {len(outside)} prediction file(s) are outside {repo}; `leaderboard check` elsewhere cannot re-score "
+                "them and will refuse the entry: use --copy-predictions or --predictions-url",
+                file=sys.stderr,
+            )
     if json_out:
         sys.stdout.write(json.dumps(sub.to_json_dict(), indent=2, sort_keys=True) + "\n")
         return
@@ -91,23 +111,35 @@ def build_cmd(
 @leaderboard_app.command("check")
 def check_cmd(
     root: Optional[Path] = typer.Option(None, help=_ROOT_HELP),
-    no_reevaluate: bool = typer.Option(False, "--no-reevaluate", help="Skip re-evaluating prediction files that are present."),
+    no_reevaluate: bool = typer.Option(False, "--no-reevaluate", help="Skip re-scoring prediction files (their presence is still required)."),
     no_rendered: bool = typer.Option(False, "--no-rendered", help="Do not require README.md / site/index.html to be up to date."),
-    json_out: bool = typer.Option(False, "--json", help="Print {ok, problems} as JSON."),
+    fetch: bool = typer.Option(False, "--fetch", help="Download remote prediction files (URL / hf:// path), check their sha256 and re-score them."),
+    downgrade: bool = typer.Option(
+        False, "--downgrade", help="First mark 'unchecked' every verified entry whose prediction files are missing (rewrites them; rebuild the page after)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print {ok, problems, counts} as JSON."),
 ) -> None:
-    """Check every submission (schema, registry, duplicates, sizes, re-evaluation, rendering). Exit 2 on problems."""
-    from ..leaderboard import check_leaderboard, submission_files
+    """Check every submission (schema, registry, duplicates, sizes, re-scoring, rendering). Exit 2 on problems.
+
+    Prints how many verified entries were re-scored from their prediction files."""
+    from ..leaderboard import downgrade_unverifiable, run_checks
 
     r = _root(root)
-    problems = check_leaderboard(r, reevaluate=not no_reevaluate, check_rendered=not no_rendered)
+    if downgrade:
+        for p in downgrade_unverifiable(r):
+            print(f"downgraded to unchecked: {p}", file=sys.stderr)
+    report = run_checks(r, reevaluate=not no_reevaluate, check_rendered=not no_rendered, fetch=fetch)
     if json_out:
-        sys.stdout.write(json.dumps({"ok": not problems, "problems": problems}, indent=2) + "\n")
-    for p in problems:
+        counts = {k: getattr(report, k) for k in ("submissions", "verified", "rescored", "rescored_runs", "remote_not_fetched")}
+        sys.stdout.write(json.dumps({"ok": report.ok, "problems": report.problems, **counts}, indent=2) + "\n")
+    for p in report.problems:
         print(f"error: {p}", file=sys.stderr)
-    if problems:
+    if report.problems:
+        if not json_out:
+            print(f"failed: {len(report.problems)} problem(s); {report.summary()} in {r}")
         raise typer.Exit(2)
     if not json_out:
-        print(f"ok: {len(submission_files(r))} submissions in {r}")
+        print(f"ok: {report.summary()} in {r}")
 
 
 @leaderboard_app.command("seed")

@@ -49,7 +49,9 @@ def _fit(method: str, features: Path, benchmark: Optional[str], out: Path, num_c
         cfg.batch_size = batch_size
     cfg.__post_init__()
     if neighbors is None:
-        neighbors = train.path / f"knn-k{k}.npy"
+        from ..methods.knn import default_knn_path
+
+        neighbors = default_knn_path(train, k)
     if neighbors.is_file():
         import numpy as np
 
@@ -132,8 +134,10 @@ def probe_cmd(
     from ..methods.probe import linear_probe, write_class_scores
 
     train, val, bench = open_features_and_benchmark(features, benchmark)
-    if bench is not None:
-        ytr, yva, c = bench.train_labels(), bench.val_labels(), bench.num_classes
+    if bench is not None:  # the stores are the benchmark's view: their labels are the benchmark's
+        ytr = train.labels if train.labels is not None else bench.train_labels()
+        yva = val.labels if val.labels is not None else bench.val_labels()
+        c = bench.num_classes
         classes = bench.classes.sort_values("label")
         wnids = classes["wnid"].astype(str).tolist()
     else:

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ._apps import app
+from ._common import DEVICE_HELP
 
 _BIG_KEYS = ("class_counts_before", "class_counts_after", "lemma_choice", "classes_vanished", "classes_appeared")
 
@@ -34,7 +35,7 @@ def relabel_cmd(
     model: str = typer.Option(..., "--model", help="open_clip model name, e.g. ViT-bigG-14 (or hf-hub:..., local-dir:...)."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip pretrained tag or a local checkpoint file; omitted = random weights (testing only)."),
     out: Path = typer.Option(..., "--out", help="Relabel manifest to write (.parquet); the summary goes to <out stem>.summary.json."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
     num_workers: int = typer.Option(4, "--num-workers", min=0, help="DataLoader workers for image decoding."),
     chunk_rows: int = typer.Option(65536, "--chunk-rows", min=1, help="Samples per resumable chunk."),
@@ -45,7 +46,8 @@ def relabel_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its work area."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Hierarchical zero-shot relabeling of every sample of a non-leaf class (SPEC section 4)."""
+    """Hierarchical zero-shot relabeling of every sample of a non-leaf class (docs/zeroshot.md); images
+    encoded by several GPUs / nodes under torchrun (docs/scale.md)."""
     from ..zeroshot.hzr import relabel, summary_path
 
     if pretrained is None:
@@ -53,6 +55,8 @@ def relabel_cmd(
     summary = relabel(root, mode, out, model=model, pretrained=pretrained, device=device, splits=_splits(splits),
                       batch_size=batch_size, num_workers=num_workers, chunk_rows=chunk_rows, work_dir=work_dir,
                       cache_dir=cache_dir, resume=resume, features=str(features) if features else None)
+    if summary is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     short = {k: v for k, v in summary.items() if k not in _BIG_KEYS}
     short["num_classes_vanished"] = len(summary["classes_vanished"])
     short["summary_file"] = str(summary_path(out))
@@ -76,7 +80,7 @@ def zeroshot_cmd(
     modes: str = typer.Option("all,level,siblings", "--modes", help="Comma-separated: all, level, siblings."),
     classes: str = typer.Option("all", "--classes", help="Candidate universe: all (10,450 classes) or present (classes with images)."),
     lemma_choice: str = typer.Option("auto", "--lemma-choice", help="auto (votes of a relabel run, else first lemma) | vote (vote on these images) | first."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     num_workers: int = typer.Option(4, "--num-workers", min=0),
     chunk_rows: int = typer.Option(65536, "--chunk-rows", min=1),
@@ -85,7 +89,8 @@ def zeroshot_cmd(
     resume: bool = typer.Option(False, "--resume", help="Reuse image embeddings of an interrupted run."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Zero-shot classification: all classes, same hierarchy level, semantic siblings (SPEC section 4)."""
+    """Zero-shot classification: all classes, same hierarchy level, semantic siblings (docs/zeroshot.md);
+    images encoded by several GPUs / nodes under torchrun (docs/scale.md)."""
     from ..zeroshot.classify import zeroshot
 
     if pretrained is None:
@@ -94,6 +99,8 @@ def zeroshot_cmd(
                    modes=[m.strip() for m in modes.split(",") if m.strip()], classes=classes, lemma_choice=lemma_choice,
                    device=device, batch_size=batch_size, num_workers=num_workers, chunk_rows=chunk_rows,
                    cache_dir=cache_dir, resume=resume, features=str(features) if features else None)
+    if res is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     if json_out:
         _print_json({**res, "modes": {m: {k: v for k, v in r.items() if k != "reliability"} for m, r in res["modes"].items()}})
         return

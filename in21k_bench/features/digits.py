@@ -47,3 +47,33 @@ def write_digits(out_dir: str | os.PathLike) -> tuple[FeatureStore, FeatureStore
                         num_classes=10, synthetic=False, note="scikit-learn load_digits, 8x8 pixels as features")
         )
     return stores[0], stores[1]
+
+
+def write_digit_images(root: str | os.PathLike, per_class: int, *, classes: list[str] | None = None, splits=("train", "val"),
+                       size: int = 32, val_per_class: int | None = None) -> int:
+    """Write real digits images as JPEGs in an image-folder layout ``<root>/<split>/<class>/<file>.JPEG``
+    (for tests and benchmarks of the image pipelines: real pixels, no download).
+
+    Each 8x8 image is upscaled to ``size`` x ``size`` RGB. ``classes``: the folder names (default
+    ``"0"``..``"9"``; pass winter21 wnids for ``relabel``); class ``j`` takes digit ``j % 10``, and
+    images are drawn in order from the 1,797 samples (wrapping around). Returns the number written."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    classes = [str(c) for c in range(10)] if classes is None else list(classes)
+    by_digit = {c: np.flatnonzero(d.target == c) for c in range(10)}
+    root = Path(root)
+    n = 0
+    for si, split in enumerate(splits):
+        count = per_class if (split != "val" or val_per_class is None) else val_per_class
+        for j, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            pool = by_digit[j % 10]
+            for i in range(count):
+                img = d.images[pool[(i + si * 7 + j // 10) % len(pool)]]
+                arr = np.clip(img * (255.0 / 16.0), 0, 255).astype(np.uint8)
+                Image.fromarray(arr).resize((size, size), Image.BILINEAR).convert("RGB").save(folder / f"{name}_{i:05d}.JPEG", quality=90)
+                n += 1
+    return n

@@ -12,9 +12,13 @@ transform). The image list is the canonical sample order (:func:`in21k_bench.ima
 or :meth:`Benchmark.materialize` when a benchmark is given); features are the pooled image embedding
 (timm ``num_classes=0``; open_clip ``encode_image``), stored unnormalised in float16.
 
-Rows are written shard by shard (:class:`~in21k_bench.features.store.FeatureStoreWriter`): a killed
-run keeps every complete shard and a re-run with the same arguments continues after the last one,
-after checking that the stored sample ids are the first ids of the current list.
+Rows are written shard by shard (:class:`~in21k_bench.features.parts.ShardedBuild`): shard ``i``
+holds rows ``[i * shard_rows, (i + 1) * shard_rows)`` of the canonical list. Under ``torchrun`` every
+rank encodes its round-robin share of the unfinished shards (same command on every rank; NCCL on
+GPUs, gloo on CPU) and rank 0 assembles ``meta.json`` and ``index.parquet`` at the end, so the store
+is the one a single process writes. A killed run keeps every finished shard; a re-run with the same
+arguments -- with any number of processes -- computes only the missing ones, after checking that
+the finished shards hold the ids the current list puts there.
 """
 
 from __future__ import annotations
@@ -29,28 +33,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..distributed import Dist, fault_point, init as init_distributed, my_units
 from ..errors import In21kError, InvalidInputError
-from ..fileio import check_output_dir, write_json
-from .store import DEFAULT_SHARD_ROWS, FeatureStore, FeatureStoreWriter
+from ..fileio import atomic_path, check_output_dir, write_json
+from .parts import ShardedBuild
+from .store import DEFAULT_SHARD_ROWS, FeatureStore
 
 
 def _log(msg: str) -> None:
     print(f"extract: {msg}", file=sys.stderr, flush=True)
-
-
-def resolve_torch_device(device: str | None) -> str:
-    import torch
-
-    d = (device or "auto").lower()
-    if d == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if d.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise In21kError("device: expected a CUDA GPU visible to torch, found none; use --device cpu")
-        return d
-    if d != "cpu":
-        raise In21kError(f"device: expected auto, cpu or cuda, found {device!r}")
-    return d
 
 
 def parse_backbone(backbone: str) -> tuple[str, str, str | None]:
@@ -99,7 +90,10 @@ def load_backbone(backbone: str, checkpoint: str | os.PathLike | None = None, pr
 
 
 def _load_backbone(lib: str, name: str, tag: str | None, checkpoint, pretrained: bool, device: str, image_size: int | None):
-    import torch  # noqa: F401
+    import torch
+
+    if checkpoint is None and not pretrained:
+        torch.manual_seed(0)  # random initialisation is the same in every process (and every run)
 
     if lib == "timm":
         import timm
@@ -129,103 +123,99 @@ def _load_backbone(lib: str, name: str, tag: str | None, checkpoint, pretrained:
     return _Embedder(model, lib, dim), transform, dim
 
 
-class _ImageList:
-    """A torch-style dataset over file paths: returns (tensor, position)."""
-
-    def __init__(self, paths: Sequence[str], transform, start: int = 0):
-        self.paths, self.transform, self.start = list(paths), transform, start
-
-    def __len__(self) -> int:
-        return len(self.paths) - self.start
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        path = self.paths[self.start + i]
-        try:
-            with Image.open(path) as im:
-                return self.transform(im.convert("RGB")), self.start + i
-        except OSError as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
-            raise InvalidInputError(f"image folder: expected a readable image at {path}, found {type(exc).__name__}: {exc}") from None
-
-
-def list_split(root: Path, split: str | None, benchmark=None, class_names: Sequence[str] | None = None) -> pd.DataFrame:
-    """Samples of one split in canonical order: ``sample_id``, ``path``, ``label`` (-1 when unknown)."""
-    from ..imagefolder import scan_split
+def list_split(root: Path, split: str | None, benchmark=None, class_names: Sequence[str] | None = None, transform=None):
+    """The :class:`~in21k_bench.imagedata.ImageDataset` of one split in canonical order: the
+    benchmark's (:meth:`Benchmark.torch_dataset`) or the folder's (labels = ``class_names`` positions)."""
+    from ..imagedata import ImageDataset
 
     if benchmark is not None:
-        train_df, val_df = benchmark.materialize(root)
-        df = (train_df if split == "train" else val_df).copy()
-        if "path" in df:
-            df = df[df["path"] != ""].copy()
-            df["path"] = [str(root / p) for p in df["path"]]
-        else:
-            df["path"] = [str(root / s) for s in df["sample_id"]]
-        return df[["sample_id", "path", "label"]].reset_index(drop=True)
-    df = scan_split(root, split or None, classes=class_names)
-    label_of = {c: i for i, c in enumerate(class_names)} if class_names is not None else {}
-    df["label"] = df["class_dir"].map(label_of).fillna(-1).astype(np.int64)
-    return df[["sample_id", "path", "label"]]
+        return benchmark.torch_dataset(root, split, transform)
+    return ImageDataset.from_folder(root, split or None, class_names, transform)
+
+
+def _batches(ds, rows: np.ndarray, batch_size: int, workers: int, pin: bool):
+    """Tensors of ``ds`` at positions ``rows`` (in that order), batch by batch."""
+    from torch.utils.data import DataLoader, Subset
+
+    loader = DataLoader(Subset(ds, rows.tolist()), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=pin, persistent_workers=False)
+    for xb, _ in loader:
+        yield xb
 
 
 def extract_split(
-    samples: pd.DataFrame,
+    ds,
     out_dir: str | os.PathLike,
     embedder,
-    transform,
     dim: int,
     backbone: str,
     *,
+    dist: Dist | None = None,
     split: str | None = None,
     benchmark: str | None = None,
     version: str | None = None,
     batch_size: int = 64,
     workers: int = 4,
     shard_rows: int = DEFAULT_SHARD_ROWS,
-    device: str = "cpu",
     with_labels: bool = True,
-) -> FeatureStore:
-    """Embed ``samples`` (``sample_id``, ``path``, ``label``) into a store at ``out_dir``, resuming if partial."""
+) -> FeatureStore | None:
+    """Embed the dataset ``ds`` (an :class:`~in21k_bench.imagedata.ImageDataset` with the model's
+    transform) into a store at ``out_dir``, resuming if partial; this rank's share under torchrun.
+
+    Returns the store on rank 0 (after assembly), None on the other ranks."""
     import torch
-    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    n = len(samples)
-    writer = FeatureStoreWriter(out_dir, dim, backbone, shard_rows=shard_rows, split=split, benchmark=benchmark, version=version)
-    if writer.complete:
-        store = FeatureStore.open(out_dir)
-        if store.num_rows != n:
-            raise InvalidInputError(f"extract: {out_dir} is a complete store of {store.num_rows} rows, expected {n}; use another --out")
-        _log(f"{out_dir}: already complete ({n:,} rows)")
-        return store
-    done = writer.num_rows
-    ids = samples["sample_id"].to_numpy(dtype=object)
-    if done:
-        stored = writer.stored_sample_ids()
-        if done > n or not np.array_equal(stored, ids[:done]):
-            raise InvalidInputError(f"extract: {out_dir} holds {done:,} rows whose sample ids are not the first ids of this image list; use another --out")
-        _log(f"{out_dir}: resuming after {done:,} of {n:,} rows")
-    labels = samples["label"].to_numpy(dtype=np.int64) if with_labels else None
-    ds = _ImageList(samples["path"].tolist(), transform, start=done)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.startswith("cuda"), persistent_workers=False)
-    use_amp = device.startswith("cuda")
-    bar = tqdm(total=n, initial=done, desc=f"extract {split or ''}".strip(), unit="img", unit_scale=True, file=sys.stderr, disable=None, dynamic_ncols=True, smoothing=0.05)
+    dist = dist or Dist()
+    n = len(ds)
+    ids = np.asarray(ds.sample_ids, dtype=object)
+    labels = np.asarray(ds.labels, dtype=np.int64) if with_labels else None
+    build = ShardedBuild(out_dir, n, shard_rows)
+    complete = dist.main_first(build.prepare, ids, dim, backbone, has_labels=with_labels, split=split, benchmark=benchmark, version=version)
+    if complete:
+        if dist.is_main:
+            _log(f"{out_dir}: already complete ({n:,} rows)")
+        return FeatureStore.open(out_dir) if dist.is_main else None
+    dist.main_first(build.check_done_ids, ids)
+    todo = build.missing()
+    if dist.is_main and len(todo) < build.num_shards:
+        _log(f"{out_dir}: resuming, {build.num_shards - len(todo)} of {build.num_shards} shards already done")
+    dist.barrier()  # every rank has its list of missing shards before anyone writes
+    mine = my_units(todo, dist)
+    rows = np.concatenate([np.arange(*build.rows(i)) for i in mine]) if mine else np.zeros(0, np.int64)
+    dev = dist.device
+    use_amp = dev.startswith("cuda")
+    what = f"extract {split or ''}".strip() + (f" [rank {dist.rank}/{dist.world_size}]" if dist.enabled else "")
+    bar = tqdm(total=len(rows), desc=what, unit="img", unit_scale=True, file=sys.stderr, disable=None if dist.is_main else True,
+               dynamic_ncols=True, smoothing=0.05)
     t0 = time.perf_counter()
+    buf: list[np.ndarray] = []
+    have, k = 0, 0  # rows buffered for shard mine[k]
     with torch.inference_mode():
-        for xb, pos in loader:
-            xb = xb.to(device, non_blocking=True)
+        for xb in _batches(ds, rows, batch_size, workers, pin=use_amp):
+            xb = xb.to(dev, non_blocking=True)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                 feats = embedder(xb)
             feats = feats.float().cpu().numpy()
-            p = pos.numpy()
-            writer.append(feats, ids[p], None if labels is None else labels[p])
-            bar.update(len(p))
+            bar.update(len(feats))
+            while len(feats):
+                a, b = build.rows(mine[k])
+                take = min(len(feats), (b - a) - have)
+                buf.append(feats[:take])
+                feats = feats[take:]
+                have += take
+                if have == b - a:
+                    build.write_shard(mine[k], np.concatenate(buf), ids[a:b], None if labels is None else labels[a:b])
+                    fault_point("extract", mine[k])
+                    buf, have, k = [], 0, k + 1
     bar.close()
-    store = writer.close()
     dt = time.perf_counter() - t0
-    if n - done:
-        _log(f"{out_dir}: {n - done:,} images in {dt:.1f}s ({(n - done) / max(dt, 1e-9):.1f} img/s)")
-    return store
+    if len(rows):
+        _log(f"{out_dir}: {len(rows):,} images in {dt:.1f}s ({len(rows) / max(dt, 1e-9):.1f} img/s)"
+             + (f" on rank {dist.rank}" if dist.enabled else ""))
+    dist.barrier()  # every shard is on disk
+    dist.main_first(lambda: (build.assemble(), None)[1])
+    return FeatureStore.open(out_dir) if dist.is_main else None
 
 
 def extract_features(
@@ -256,7 +246,8 @@ def extract_features(
     if image_size is not None and int(image_size) < 1:
         raise InvalidInputError(f"extract: expected image_size >= 1 (or unset), found {image_size}")
     check_output_dir(out_dir, "extract")  # before the backbone is loaded
-    dev = resolve_torch_device(device)
+    dist = init_distributed(device)
+    dev = dist.device
     bench = None
     if benchmark:
         from ..benchmark import load
@@ -266,26 +257,63 @@ def extract_features(
     if missing:
         found = sorted(p.name for p in root.iterdir() if p.is_dir())
         raise InvalidInputError(f"extract: expected split folders {', '.join(missing)} under {root}, found {found[:10]}")
+    out = Path(out_dir)
     class_names = None
     if bench is None:
-        names: set[str] = set()
-        for s in splits:
-            base = root / s if s else root
-            names.update(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
-        class_names = sorted(names)
+        class_names = dist.main_first(_class_folders, root, splits, out)
     embedder, transform, dim = load_backbone(backbone, checkpoint=checkpoint, pretrained=pretrained, device=dev, image_size=image_size)
-    _log(f"backbone {backbone} (dim {dim}, {'checkpoint ' + str(checkpoint) if checkpoint else ('pretrained' if pretrained else 'random init')}) on {dev}")
-    out = Path(out_dir)
-    if class_names is not None:
-        write_json(out / "classes.json", {"label_source": "sorted class folders", "classes": class_names})
+    if dist.is_main:
+        _log(f"backbone {backbone} (dim {dim}, {'checkpoint ' + str(checkpoint) if checkpoint else ('pretrained' if pretrained else 'random init')}) on {dev}"
+             + (f", {dist.world_size} processes" if dist.enabled else ""))
     stores = {}
     for s in splits:
-        samples = list_split(root, s or None, bench, class_names)
-        if not len(samples):
-            raise InvalidInputError(f"extract: expected images under {root / s}, found none")
+        store_dir = out / s if s else out
+        ds = _shared_listing(dist, store_dir, root / s, lambda s=s: list_split(root, s or None, bench, class_names, transform), transform)
         stores[s or "all"] = extract_split(
-            samples, out / s if s else out, embedder, transform, dim, backbone,
+            ds, store_dir, embedder, dim, backbone, dist=dist,
             split=s or None, benchmark=benchmark, version=bench.version if bench is not None else None,
-            batch_size=batch_size, workers=workers, shard_rows=shard_rows, device=dev,
+            batch_size=batch_size, workers=workers, shard_rows=shard_rows,
         )
-    return stores
+        if dist.is_main:
+            (store_dir / LISTING).unlink(missing_ok=True)
+    return stores if dist.is_main else {}
+
+
+LISTING = "build-samples.parquet"
+
+
+def _class_folders(root: Path, splits: Sequence[str], out: Path) -> list[str]:
+    """Sorted class folders of all splits (the labels without a benchmark), recorded in ``classes.json``."""
+    names: set[str] = set()
+    for s in splits:
+        base = root / s if s else root
+        names.update(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+    class_names = sorted(names)
+    write_json(out / "classes.json", {"label_source": "sorted class folders", "classes": class_names})
+    return class_names
+
+
+def _shared_listing(dist: Dist, store_dir: Path, where: Path, make, transform):
+    """The split's image list, made once on rank 0 and read by the other ranks from ``<store>/build-samples.parquet``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..imagedata import ImageDataset
+
+    box = {}
+
+    def listing():
+        ds = make()
+        if not len(ds):
+            raise InvalidInputError(f"extract: expected images under {where}, found none")
+        box["ds"] = ds
+        if dist.enabled:
+            store_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(store_dir / LISTING) as tmp:
+                pq.write_table(pa.Table.from_pandas(ds.table(), preserve_index=False), tmp)
+
+    dist.main_first(listing)
+    if dist.is_main:
+        return box["ds"]
+    t = pq.read_table(store_dir / LISTING).to_pandas()
+    return ImageDataset(t["sample_id"].tolist(), t["path"].tolist(), t["label"].to_numpy(), transform)

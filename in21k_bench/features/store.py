@@ -44,11 +44,13 @@ INDEX = "index.parquet"
 _EPS = 1e-12
 
 
-def _shard_name(i: int) -> str:
+def shard_name(i: int) -> str:
+    """File name of shard ``i`` (rows ``[i * shard_rows, (i + 1) * shard_rows)``)."""
     return f"shard-{i:05d}.npy"
 
 
-def _ids_name(i: int) -> str:
+def ids_name(i: int) -> str:
+    """The per-shard sample-id (+ label) file kept while a store is being written."""
     return f"shard-{i:05d}.ids.parquet"
 
 
@@ -65,7 +67,7 @@ def l2_normalize(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _read_meta(path: Path) -> dict:
+def read_meta(path: Path) -> dict:
     f = path / META
     if not f.is_file():
         raise InvalidInputError(f"feature store: expected {META} in {path}, found none (not a feature store)")
@@ -130,7 +132,7 @@ class FeatureStore:
         path = Path(path)
         if not path.is_dir():
             raise InvalidInputError(f"feature store: expected a directory at {path}, found none")
-        meta = _read_meta(path)
+        meta = read_meta(path)
         if not meta.get("complete", False):
             done = sum(int(s["rows"]) for s in meta["shards"])
             raise InvalidInputError(
@@ -344,7 +346,7 @@ class FeatureStoreWriter:
                 if f.name == META or f.name == INDEX or f.name.startswith("shard-"):
                     f.unlink()
         if (self.path / META).is_file():
-            meta = _read_meta(self.path)
+            meta = read_meta(self.path)
             for key, want in (("dim", self.dim), ("backbone", backbone), ("shard_rows", int(shard_rows))):
                 if meta.get(key) != want:
                     raise InvalidInputError(
@@ -378,7 +380,7 @@ class FeatureStoreWriter:
 
     def _drop_orphans(self) -> None:
         """Remove shard files written after the last shard recorded in meta.json (a kill between the two writes)."""
-        known = {s["file"] for s in self.meta["shards"]} | {_ids_name(i) for i in range(len(self.meta["shards"]))}
+        known = {s["file"] for s in self.meta["shards"]} | {ids_name(i) for i in range(len(self.meta["shards"]))}
         for f in self.path.glob("shard-*"):
             if f.name not in known:
                 f.unlink()
@@ -394,7 +396,7 @@ class FeatureStoreWriter:
 
     def stored_sample_ids(self) -> np.ndarray:
         """Sample ids of the rows already in complete shards (to check a resume continues the same list)."""
-        parts = [pq.read_table(self.path / _ids_name(i)).column("sample_id").to_numpy(zero_copy_only=False) for i in range(len(self.meta["shards"]))]
+        parts = [pq.read_table(self.path / ids_name(i)).column("sample_id").to_numpy(zero_copy_only=False) for i in range(len(self.meta["shards"]))]
         if self.complete and not parts and (self.path / INDEX).is_file():
             return pq.read_table(self.path / INDEX).column("sample_id").to_numpy(zero_copy_only=False)
         return np.concatenate(parts).astype(object) if parts else np.empty(0, dtype=object)
@@ -434,10 +436,10 @@ class FeatureStoreWriter:
         cols = {"sample_id": pa.array(ids[:rows].tolist(), type=pa.string())}
         if lab is not None:
             cols["label"] = pa.array(lab[:rows], type=pa.int64())
-        with atomic_path(self.path / _ids_name(i)) as tmp:
+        with atomic_path(self.path / ids_name(i)) as tmp:
             pq.write_table(pa.table(cols), tmp)
-        save_npy(self.path / _shard_name(i), np.ascontiguousarray(x[:rows]))
-        self.meta["shards"].append({"file": _shard_name(i), "rows": int(rows), "sha256": sha256_file(self.path / _shard_name(i))})
+        save_npy(self.path / shard_name(i), np.ascontiguousarray(x[:rows]))
+        self.meta["shards"].append({"file": shard_name(i), "rows": int(rows), "sha256": sha256_file(self.path / shard_name(i))})
         self.meta["num_rows"] = self.num_rows
         write_json(self.path / META, self.meta)  # the shard counts only once it is recorded here
         rest = len(x) - rows
@@ -452,24 +454,35 @@ class FeatureStoreWriter:
             return FeatureStore.open(self.path)
         if self._buffered:
             self._flush(self._buffered)
-        n = len(self.meta["shards"])
-        tables = [pq.read_table(self.path / _ids_name(i)) for i in range(n)]
-        ids = pa.concat_tables(tables) if tables else pa.table({"sample_id": pa.array([], type=pa.string())})
-        shard_col = np.repeat(np.arange(n, dtype=np.int32), [int(s["rows"]) for s in self.meta["shards"]])
-        row_col = np.concatenate([np.arange(int(s["rows"]), dtype=np.int64) for s in self.meta["shards"]]) if n else np.empty(0, np.int64)
-        cols = {"sample_id": ids.column("sample_id"), "shard": pa.array(shard_col), "row": pa.array(row_col)}
-        if "label" in ids.column_names:
-            cols["label"] = ids.column("label")
-        with atomic_path(self.path / INDEX) as tmp:
-            pq.write_table(pa.table(cols), tmp)
-        self.meta["complete"] = True
-        self.meta["num_rows"] = self.num_rows
-        if self.meta.get("has_labels") is None:
-            self.meta["has_labels"] = False
-        write_json(self.path / META, self.meta)
-        for i in range(n):
-            (self.path / _ids_name(i)).unlink(missing_ok=True)
+        self.meta = finish_store(self.path, self.meta)
         return FeatureStore.open(self.path)
+
+
+def finish_store(path: Path, meta: dict) -> dict:
+    """Complete a store whose shards (``meta["shards"]``, in order) and per-shard id files are written:
+    write ``index.parquet`` from the id files, mark ``meta.json`` complete, remove the id files.
+    Shared by :class:`FeatureStoreWriter` and the multi-process build (``features.parts``), so both
+    produce the same files."""
+    path = Path(path)
+    meta = dict(meta)
+    n = len(meta["shards"])
+    tables = [pq.read_table(path / ids_name(i)) for i in range(n)]
+    ids = pa.concat_tables(tables) if tables else pa.table({"sample_id": pa.array([], type=pa.string())})
+    shard_col = np.repeat(np.arange(n, dtype=np.int32), [int(s["rows"]) for s in meta["shards"]])
+    row_col = np.concatenate([np.arange(int(s["rows"]), dtype=np.int64) for s in meta["shards"]]) if n else np.empty(0, np.int64)
+    cols = {"sample_id": ids.column("sample_id"), "shard": pa.array(shard_col), "row": pa.array(row_col)}
+    if "label" in ids.column_names:
+        cols["label"] = ids.column("label")
+    with atomic_path(path / INDEX) as tmp:
+        pq.write_table(pa.table(cols), tmp)
+    meta["complete"] = True
+    meta["num_rows"] = int(sum(int(s["rows"]) for s in meta["shards"]))
+    if meta.get("has_labels") is None:
+        meta["has_labels"] = "label" in ids.column_names
+    write_json(path / META, meta)
+    for i in range(n):
+        (path / ids_name(i)).unlink(missing_ok=True)
+    return meta
 
 
 def write_store(

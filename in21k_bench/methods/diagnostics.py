@@ -1,4 +1,4 @@
-"""Class-separability diagnostics of a feature space (SPEC section 5).
+"""Class-separability diagnostics of a feature space (docs/methods.md, "Separability diagnostics").
 
 * silhouette score (scikit-learn; Euclidean distance on L2-normalised features, which ranks pairs
   exactly as the cosine distance does), on a uniform subsample of ``sample_size`` rows (the score

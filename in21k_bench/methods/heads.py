@@ -1,7 +1,7 @@
 """Clustering heads of the self-distillation framework (TEMI, SCANv2), batched over heads.
 
 Each of the ``H`` heads is ``Linear(D, 512) - GELU - Linear(512, 256) - L2-normalise -
-weight-normalised Linear(256, C, no bias)`` with a trainable per-cluster gain (SPEC section 5).
+weight-normalised Linear(256, C, no bias)`` with a trainable per-cluster gain (docs/methods.md, "Heads").
 All heads run as ONE tensor program:
 
 * layer 1: the input is shared by every head, so the ``H`` first layers are one ``(B, D) x (D, H*512)``

@@ -1,4 +1,4 @@
-"""Spherical (cosine) k-means with faiss (SPEC section 5).
+"""Spherical (cosine) k-means with faiss (docs/features.md, "Spherical k-means").
 
 Features are L2-normalised; faiss ``Clustering`` runs with ``spherical=True`` so the centroids are
 re-normalised after every iteration, and assignment uses an exact inner-product index

@@ -1,4 +1,4 @@
-"""Exact cosine k-nearest-neighbour mining with faiss (SPEC sections 5 and 6).
+"""Exact cosine k-nearest-neighbour mining with faiss (docs/features.md, "Exact kNN mining").
 
 * :func:`exact_knn` -- in-memory, L2-normalised float32 rows -> int32 ``(N, k)`` neighbour ids.
 * :func:`mine_knn` -- a :class:`~in21k_bench.features.store.FeatureStore` -> an int32 ``.npy``
@@ -27,8 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import In21kError, InvalidInputError
-from ..fileio import check_output_dir, ensure_dir, write_json
+from ..device import faiss_num_gpus, resolve_device as _resolve  # noqa: F401  (faiss_num_gpus: re-exported)
+from ..errors import InvalidInputError
+from ..fileio import check_output_dir, ensure_dir, save_npy, write_json
 
 DEFAULT_CHUNK_ROWS = 65_536
 DEFAULT_MAX_DB_BYTES = 4 << 30  # float32 bytes of one database block
@@ -39,38 +40,30 @@ DEFAULT_MAX_DB_BYTES = 4 << 30  # float32 bytes of one database block
 # ------------------------------------------------------------------------------------------------
 
 
-def faiss_num_gpus() -> int:
-    import faiss
-
-    try:
-        return int(faiss.get_num_gpus()) if hasattr(faiss, "StandardGpuResources") else 0
-    except Exception:  # pragma: no cover - broken GPU runtime
-        return 0
-
-
 def resolve_device(device: str | None) -> str:
-    """``auto`` -> ``cuda`` when faiss sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error."""
-    d = (device or "auto").lower()
-    if d.startswith("cuda"):
-        d = "cuda"
-    if d not in ("auto", "cpu", "cuda"):
-        raise In21kError(f"device: expected auto, cpu or cuda, found {device!r}")
-    n = faiss_num_gpus()
-    if d == "auto":
-        return "cuda" if n > 0 else "cpu"
-    if d == "cuda" and n == 0:
-        raise In21kError("device: expected a GPU visible to faiss (install faiss-gpu), found none; use --device cpu")
-    return d
+    """:func:`in21k_bench.device.resolve_device` for faiss (kept for callers of this module)."""
+    return _resolve(device, engine="faiss")
 
 
 def flat_ip_index(dim: int, device: str):
-    """An exact inner-product index; moved to all visible GPUs when ``device == "cuda"``."""
+    """An exact inner-product index: on the CPU, on one GPU (``cuda:N``), or split across all
+    visible GPUs (``cuda``: each GPU holds a slice of the database, so larger blocks fit)."""
     import faiss
 
     index = faiss.IndexFlatIP(int(dim))
     if device == "cuda":
-        index = faiss.index_cpu_to_all_gpus(index)
+        co = faiss.GpuMultipleClonerOptions()
+        co.shard = True
+        index = faiss.index_cpu_to_all_gpus(index, co=co)
+    elif device.startswith("cuda:"):
+        gpu = int(device.split(":")[1])
+        if gpu not in _GPU_RESOURCES:  # one allocator per GPU, alive as long as the process
+            _GPU_RESOURCES[gpu] = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(_GPU_RESOURCES[gpu], gpu, index)
     return index
+
+
+_GPU_RESOURCES: dict = {}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,7 +184,8 @@ def mine_knn(
     db_rows: int | None = None,
     max_db_bytes: int = DEFAULT_MAX_DB_BYTES,
     progress: bool = True,
-) -> np.ndarray:
+    dist=None,
+) -> np.ndarray | None:
     """Mine exact top-``k`` cosine neighbours of every row of ``store`` into ``out_path`` (int32 ``.npy``).
 
     Query chunks of ``chunk_rows`` rows are searched against database blocks of ``db_rows`` rows
@@ -200,6 +194,12 @@ def mine_knn(
     recorded in ``<out>.progress.json`` after the memmap is flushed; a re-run with the same arguments
     skips recorded chunks. On completion the file is renamed to ``out_path`` and a small
     ``<out>.json`` describes it. Returns the result opened read-only as a memmap.
+
+    Several processes (``dist``, from :func:`in21k_bench.distributed.init` under torchrun): each
+    rank searches its round-robin share of the query chunks against the full database and writes
+    every finished chunk to ``<out>.parts/chunk-NNNNN.npy``; rank 0 assembles ``out_path`` in order
+    (identical to the one-process file) and returns it, the other ranks return None. A re-run with
+    any number of processes continues the missing chunks. ``dist.device`` is the rank's device.
     """
     out = Path(out_path)
     if out.suffix != ".npy":
@@ -207,7 +207,7 @@ def mine_knn(
     n, dim = store.num_rows, store.dim
     _check_k(k, n)
     _check_rows(chunk_rows, db_rows)
-    dev = resolve_device(device)
+    dev = dist.device if dist is not None and dist.enabled else resolve_device(device)
     if out.is_dir():
         raise InvalidInputError(f"knn: expected an output file path ending in .npy, found a folder at {out}")
     check_output_dir(out.parent, "knn")
@@ -215,20 +215,28 @@ def mine_knn(
         db_rows = max(1, min(n, int(max_db_bytes) // (4 * dim)))
     db_rows = int(db_rows)
     num_chunks = (n + chunk_rows - 1) // chunk_rows
-    desc = {"k": int(k), "num_rows": n, "dim": dim, "chunk_rows": int(chunk_rows), "store": str(Path(store.path).resolve()), "backbone": store.backbone}
+    desc = {"k": int(k), "num_rows": n, "dim": dim, "chunk_rows": int(chunk_rows), "store": str(Path(store.path).resolve()), "backbone": store.backbone,
+            "view": getattr(store, "view_name", None)}
 
     if out.is_file() and not _progress_path(out).is_file():
         info = out.with_suffix(".json")
         prev = _read_json_or_empty(info)
-        if all(prev.get(key) == desc[key] for key in ("k", "num_rows", "store")):
-            print(f"knn: {out} is already complete; nothing to do", file=sys.stderr)
-            return np.load(out, mmap_mode="r", allow_pickle=False)
+        if all(prev.get(key) == desc[key] for key in ("k", "num_rows", "store")) and prev.get("view") == desc["view"]:
+            if dist is None or dist.is_main:
+                print(f"knn: {out} is already complete; nothing to do", file=sys.stderr)
+            return np.load(out, mmap_mode="r", allow_pickle=False) if dist is None or dist.is_main else None
+
+    blocks = _database(store, n, dim, db_rows, chunk_rows, dev)
+    if (dist is not None and dist.enabled) or _parts_dir(out).is_dir():
+        from ..distributed import Dist
+
+        return _mine_parts(store, k, out, desc, blocks, chunk_rows, dist or Dist(device=dev), progress)
 
     prog_file, partial = _progress_path(out), _partial_path(out)
     done: set[int] = set()
     if prog_file.is_file() and partial.is_file():
         prog = _read_json_or_empty(prog_file)
-        for key in ("k", "num_rows", "dim", "chunk_rows", "store"):
+        for key in ("k", "num_rows", "dim", "chunk_rows", "store", "view"):
             if prog.get(key) != desc[key]:
                 raise InvalidInputError(
                     f"knn: resuming {partial} needs the same {key}; expected {desc[key]!r}, found {prog.get(key)!r} "
@@ -244,19 +252,7 @@ def mine_knn(
         mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int32, shape=(n, k))
         write_json(prog_file, {**desc, "done": []})
 
-    # database blocks: built once when the store fits in one block, else streamed per query chunk
-    cached: list = []
-
-    def block_iter():
-        if db_rows < n:
-            return _stream_blocks(store, db_rows, dim, dev)
-        if not cached:
-            index = flat_ip_index(dim, dev)
-            for _, xb in store.iter_chunks(chunk_rows=min(n, DEFAULT_CHUNK_ROWS), normalize=True):
-                index.add(xb)
-            cached.append((0, index))
-        return cached
-
+    block_iter = blocks
     bar = _progress(n, f"knn k={k}", initial=sum(min(chunk_rows, n - c * chunk_rows) for c in done)) if progress else None
     for c in range(num_chunks):
         if c in done:
@@ -274,9 +270,104 @@ def mine_knn(
         bar.close()
     del mm
     os.replace(partial, out)
-    write_json(out.with_suffix(".json"), {**desc, "metric": "cosine", "self_excluded": "by index", "order": "most similar first", "dtype": "int32", "device": dev})
+    _write_description(out, desc, dev)
     prog_file.unlink(missing_ok=True)
     return np.load(out, mmap_mode="r", allow_pickle=False)
+
+
+def _write_description(out: Path, desc: dict, dev: str, world_size: int = 1) -> None:
+    write_json(out.with_suffix(".json"), {**desc, "metric": "cosine", "self_excluded": "by index", "order": "most similar first",
+                                          "dtype": "int32", "device": dev, "processes": int(world_size)})
+
+
+def _database(store, n: int, dim: int, db_rows: int, chunk_rows: int, dev: str):
+    """``blocks()`` -> the database blocks ``(offset, index)``: built once when the store fits in one
+    block, else streamed from the store for every query chunk (bounded memory)."""
+    cached: list = []
+
+    def blocks():
+        if db_rows < n:
+            return _stream_blocks(store, db_rows, dim, dev)
+        if not cached:
+            index = flat_ip_index(dim, dev)
+            for _, xb in store.iter_chunks(chunk_rows=min(n, DEFAULT_CHUNK_ROWS), normalize=True):
+                index.add(xb)
+            cached.append((0, index))
+        return cached
+
+    return blocks
+
+
+def _parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, dist, progress: bool) -> np.ndarray | None:
+    """The multi-process path of :func:`mine_knn` (also a one-process re-run of a multi-process run)."""
+    from ..distributed import fault_point, my_units
+
+    n = desc["num_rows"]
+    num_chunks = (n + chunk_rows - 1) // chunk_rows
+    parts = _parts_dir(out)
+
+    def prepare():
+        if _progress_path(out).is_file():
+            raise InvalidInputError(f"knn: {_partial_path(out)} is a one-process run in progress; resume it with one process "
+                                    f"(the same command without torchrun) or delete {_progress_path(out)} to start over")
+        ensure_dir(parts, "knn")
+        prev = _read_json_or_empty(parts / "meta.json")
+        if prev:
+            for key in ("k", "num_rows", "dim", "chunk_rows", "store", "view"):
+                if prev.get(key) != desc[key]:
+                    raise InvalidInputError(f"knn: resuming {parts} needs the same {key}; expected {desc[key]!r}, found {prev.get(key)!r} "
+                                            f"(re-run with the original arguments, or delete {parts} to start over)")
+        else:
+            write_json(parts / "meta.json", desc)
+
+    dist.main_first(prepare)
+    todo = [c for c in range(num_chunks) if not (parts / f"chunk-{c:05d}.npy").is_file()]
+    if dist.is_main and len(todo) < num_chunks:
+        print(f"knn: resuming, {num_chunks - len(todo)}/{num_chunks} chunks already done", file=sys.stderr)
+    dist.barrier()
+    mine = my_units(todo, dist)
+    total = sum(min(chunk_rows, n - c * chunk_rows) for c in mine)
+    bar = _progress(total, f"knn k={k}" + (f" [rank {dist.rank}/{dist.world_size}]" if dist.enabled else "")) if progress and dist.is_main else None
+    for c in mine:
+        a, b = c * chunk_rows, min((c + 1) * chunk_rows, n)
+        q = next(store.iter_chunks(chunk_rows=b - a, start=a, stop=b))[1]
+        save_npy(parts / f"chunk-{c:05d}.npy", _search_chunk(q, a, blocks, k + 1).astype(np.int32))
+        fault_point("knn", c)
+        if bar is not None:
+            bar.update(b - a)
+    if bar is not None:
+        bar.close()
+    dist.barrier()  # every chunk is on disk
+
+    def assemble():
+        partial = _partial_path(out)
+        mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int32, shape=(n, k))
+        for c in range(num_chunks):
+            f = parts / f"chunk-{c:05d}.npy"
+            if not f.is_file():
+                raise InvalidInputError(f"knn: expected every chunk of {parts} finished, found {f.name} missing; re-run the same command")
+            a, b = c * chunk_rows, min((c + 1) * chunk_rows, n)
+            mm[a:b] = np.load(f, allow_pickle=False)
+        mm.flush()
+        del mm
+        os.replace(partial, out)
+        _write_description(out, desc, dist.device, dist.world_size)
+        for f in parts.iterdir():
+            f.unlink()
+        parts.rmdir()
+
+    dist.main_first(assemble)
+    return np.load(out, mmap_mode="r", allow_pickle=False) if dist.is_main else None
+
+
+def default_knn_path(store, k: int) -> Path:
+    """``<store>/knn-k<k>.npy``, or ``<store>/knn-k<k>-<benchmark>.npy`` for a benchmark's view of a larger store."""
+    view = getattr(store, "view_name", None)
+    return Path(store.path) / (f"knn-k{int(k)}-{view}.npy" if view else f"knn-k{int(k)}.npy")
 
 
 def _read_json_or_empty(path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""TEMI and SCANv2 losses over batched heads (SPEC section 5).
+"""TEMI and SCANv2 losses over batched heads (docs/methods.md, "Losses").
 
 Both functions take the logits of all heads for a batch of pairs laid out as ONE tensor
 ``(H, 2B, C)``: rows ``[0, B)`` are the anchors ``x``, rows ``[B, 2B)`` their partners ``x'``.

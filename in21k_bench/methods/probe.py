@@ -1,4 +1,4 @@
-"""Linear probing on frozen features (SPEC section 5): the supervised upper bound.
+"""Linear probing on frozen features (docs/methods.md, "Linear probing"): the supervised upper bound.
 
 A linear layer (weights and bias, zero-initialised) on L2-normalised features, trained with SGD
 (momentum 0.9, batch 256, constant learning rate, cross-entropy) for 100 epochs, for every point of

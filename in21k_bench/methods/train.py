@@ -1,4 +1,4 @@
-"""Training loop shared by TEMI and SCANv2 (SPEC section 5): resumable, single- or multi-GPU.
+"""Training loop shared by TEMI and SCANv2 (docs/methods.md, "Training loop"): resumable, single- or multi-GPU.
 
 One step: draw a global batch of anchors ``x`` (a random permutation of the training set, fresh
 every epoch) and, for each anchor, a partner ``x'`` uniformly from its top-``k`` neighbours; run

@@ -1,4 +1,4 @@
-"""Zero-shot classification with the HZR machinery (SPEC section 4).
+"""Zero-shot classification with the HZR machinery (docs/zeroshot.md).
 
 Three candidate sets per image with true class t (all within a class *universe*, by default all
 10,450 classes; ``classes="present"`` restricts it to the classes with images under the root):
@@ -157,15 +157,20 @@ def zeroshot(
     clip=None,
     seed: int = 0,
     plots: bool = True,
-) -> dict:
+    dist=None,
+) -> dict | None:
     """Zero-shot classify the images of ``root/split``; writes ``results.json``, ``predictions.parquet``
-    and ``reliability-<mode>.png`` into ``out_dir``; returns the results."""
+    and ``reliability-<mode>.png`` into ``out_dir``; returns the results.
+
+    Under torchrun the images are encoded by all ranks (each its share of the embedding chunks) and
+    the scoring runs on rank 0, which returns the results (the other ranks return None)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
+    from ..distributed import init
     from .clip import TextEmbeddingCache, choose_lemmas, class_text_matrix, load_clip
-    from .hzr import _embedding_source, prepare_text, scan_samples
+    from .hzr import _embedding_source, prepare_text, scan_samples, shared_samples
     from .prompts import class_lemmas
 
     bad = [m for m in modes if m not in MODES]
@@ -181,10 +186,13 @@ def zeroshot(
         taxonomy = load_taxonomy()
     t0 = time.time()
     out_dir = Path(out_dir)
-    samples = scan_samples(root, [split], taxonomy)
+    dist = dist or init(device if clip is None else clip.device)
+    samples = shared_samples(dist, out_dir / "work", lambda: scan_samples(root, [split], taxonomy))
     if clip is None:
-        clip = load_clip(model, pretrained, device=device, seed=seed)
-    emb = _embedding_source(samples, clip, out_dir / "work", chunk_rows, resume, batch_size, num_workers, features)
+        clip = load_clip(model, pretrained, device=dist.device, seed=seed)
+    emb = _embedding_source(samples, clip, out_dir / "work", chunk_rows, resume, batch_size, num_workers, features, dist)
+    if not dist.is_main:
+        return None
     true_all = samples["class_index"].to_numpy()
     universe = np.arange(taxonomy.num_classes) if classes == "all" else np.unique(true_all)
     if lemma_choice == "vote":

@@ -30,6 +30,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ..device import resolve_device
 from ..errors import In21kError, InvalidInputError
 from ..fileio import save_npy, write_json
 from .prompts import PROMPT_TEMPLATES, fill_prompts, prompts_version
@@ -38,30 +39,27 @@ log = logging.getLogger(__name__)
 
 #: Name of a tiny architecture for tests and smoke runs (random weights only).
 TEST_ARCH = "in21k-test-tiny"
-_TEST_ARCH_CFG = dict(
-    base="ViT-B-32",
-    embed_dim=64,
-    vision_cfg=dict(image_size=32, layers=2, width=64, patch_size=8, head_width=32),
-    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
-)
+#: A small architecture with a realistic cost per image (~0.7 GMAC at 64 px; random weights only),
+#: for timing the image pipelines (``benchmarks/scale.py``) without downloads.
+BENCH_ARCH = "in21k-test-small"
+_TEST_ARCH_CFGS = {
+    TEST_ARCH: dict(
+        base="ViT-B-32",
+        embed_dim=64,
+        vision_cfg=dict(image_size=32, layers=2, width=64, patch_size=8, head_width=32),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
+    ),
+    BENCH_ARCH: dict(
+        base="ViT-B-32",
+        embed_dim=128,
+        vision_cfg=dict(image_size=64, layers=6, width=384, patch_size=8, head_width=64),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=128, heads=2, layers=2),
+    ),
+}
 
 
 class ClipError(In21kError):
     """A CLIP model could not be loaded or used as asked."""
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ClipError(f"device: expected a CUDA GPU for --device {device}, found none (use --device cpu or auto)")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ClipError(f"device: expected auto, cpu or cuda[:N], found {device!r}")
-    return device
 
 
 @dataclass
@@ -119,7 +117,7 @@ def load_clip(model: str, pretrained: str | None = None, device: str = "auto", s
 
     ``pretrained``: an open_clip tag (``laion2b_s34b_b88k``), a local checkpoint file, or None
     for random weights (seeded with ``seed``). ``model`` may also be ``hf-hub:org/repo`` or
-    ``local-dir:/path`` (open_clip schemas) or :data:`TEST_ARCH`.
+    ``local-dir:/path`` (open_clip schemas) or :data:`TEST_ARCH` / :data:`BENCH_ARCH`.
     """
     import open_clip
     import torch
@@ -127,10 +125,10 @@ def load_clip(model: str, pretrained: str | None = None, device: str = "auto", s
     dev = resolve_device(device)
     kwargs: dict[str, Any] = {}
     base = model
-    if model == TEST_ARCH:
+    if model in _TEST_ARCH_CFGS:
         if pretrained is not None:
-            raise ClipError(f"clip: {TEST_ARCH} has no pretrained weights, expected pretrained=None, found {pretrained!r}")
-        cfg = dict(_TEST_ARCH_CFG)
+            raise ClipError(f"clip: {model} has no pretrained weights, expected pretrained=None, found {pretrained!r}")
+        cfg = dict(_TEST_ARCH_CFGS[model])
         base = cfg.pop("base")
         kwargs = cfg
     elif ":" not in model and model not in open_clip.list_models():
@@ -283,15 +281,16 @@ class EmbeddingChunks:
             yield self.rows(k)[0], self.read(k)
 
     def fill(self, clip: ClipModel, paths: Sequence[str], batch_size: int = 256, num_workers: int = 0,
-             on_chunk=None) -> int:
-        """Embed every missing chunk from ``paths`` (same order as the sample ids); returns chunks written."""
+             on_chunk=None, chunks: Sequence[int] | None = None, progress: bool = True) -> int:
+        """Embed the missing chunks (or the given ``chunks``: this process's share under torchrun) from
+        ``paths`` (same order as the sample ids); returns chunks written."""
         from tqdm import tqdm
 
-        todo = self.missing()
+        todo = self.missing() if chunks is None else list(chunks)
         if not todo:
             return 0
         total = sum(self.rows(k)[1] - self.rows(k)[0] for k in todo)
-        with tqdm(total=total, desc="embed images", unit="img", disable=None, file=None) as bar:
+        with tqdm(total=total, desc="embed images", unit="img", disable=None if progress else True, file=None) as bar:
             for k in todo:
                 a, b = self.rows(k)
                 parts = []

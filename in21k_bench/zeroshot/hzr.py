@@ -1,4 +1,4 @@
-"""Hierarchical zero-shot label refining (SPEC section 4): ``leaf-hzr`` and ``p-hzr``.
+"""Hierarchical zero-shot label refining (docs/zeroshot.md, "The rule"): ``leaf-hzr`` and ``p-hzr``.
 
 The rule, for a sample whose label c is a non-leaf class of the MIIL tree:
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..distributed import FAULT_ENV, fault_point  # noqa: F401  (FAULT_ENV re-exported for tests)
 from ..errors import InvalidInputError
 from ..fileio import atomic_path, write_json
 
@@ -53,13 +53,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("margin", pa.float64()),
     ]
 )
-FAULT_ENV = "IN21K_BENCH_FAULT_KILL_AFTER"  # test hook: "<stage>:<k>" -> SIGKILL self after chunk k
-
-
-def _fault_point(stage: str, k: int) -> None:
-    spec = os.environ.get(FAULT_ENV)
-    if spec and spec == f"{stage}:{k}":
-        os.kill(os.getpid(), signal.SIGKILL)
+_fault_point = fault_point  # test hook (see in21k_bench.distributed.FAULT_ENV)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,14 +163,43 @@ def scan_samples(root: str | os.PathLike, splits: Sequence[str], taxonomy) -> pd
     return out
 
 
+def shared_samples(dist, work: Path, make) -> pd.DataFrame:
+    """The sample table, made once by rank 0 (``make()``) and read by the other ranks from
+    ``<work>/samples.parquet`` (one folder scan, not one per process)."""
+    box = {}
+
+    def listing():
+        box["df"] = make()
+        if dist.enabled:
+            work.mkdir(parents=True, exist_ok=True)
+            with atomic_path(work / "samples.parquet") as tmp:
+                pq.write_table(pa.Table.from_pandas(box["df"], preserve_index=False), tmp)
+
+    dist.main_first(listing)
+    return box["df"] if dist.is_main else pq.read_table(work / "samples.parquet").to_pandas()
+
+
 def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, resume: bool,
-                      batch_size: int, num_workers: int, features: str | None):
-    """Return an object with ``num_chunks``, ``rows(k)``, ``read(k)`` over all samples."""
+                      batch_size: int, num_workers: int, features: str | None, dist=None):
+    """Return an object with ``num_chunks``, ``rows(k)``, ``read(k)`` over all samples.
+
+    Under torchrun (``dist``) every rank fills its round-robin share of the missing chunks; all
+    chunks are on disk when this returns (on every rank)."""
+    from ..distributed import Dist, my_units
     from .clip import EmbeddingChunks
 
-    store = EmbeddingChunks(work / "emb", samples["sample_id"].tolist(), clip.embed_dim, clip.identity,
-                            chunk_rows=chunk_rows, resume=resume)
-    if features is not None and store.missing():
+    dist = dist or Dist(device=clip.device)
+    ids = samples["sample_id"].tolist()
+
+    def open_store(resume_flag):
+        return EmbeddingChunks(work / "emb", ids, clip.embed_dim, clip.identity, chunk_rows=chunk_rows, resume=resume_flag)
+
+    dist.main_first(lambda: (open_store(resume), None)[1])  # rank 0 creates or checks the work area
+    store = open_store(True)
+    todo = store.missing()
+    dist.barrier()  # every rank has the same list of missing chunks before anyone writes
+    mine = my_units(todo, dist)
+    if features is not None and mine:
         from .clip import open_feature_store_embeddings
 
         # copy rows from a feature store in the same canonical order (split after split)
@@ -188,7 +211,7 @@ def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, 
                 raise InvalidInputError(f"features: expected dim {clip.embed_dim} (the model's), found {st.dim} in {features}/{split}")
             sources.append((offset, st))
             offset += len(part)
-        for k in store.missing():
+        for k in mine:
             a, b = store.rows(k)
             parts = []
             for off, st in sources:
@@ -197,9 +220,10 @@ def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, 
                     parts.extend(x for _, x in st.iter_chunks(chunk_rows=hi - lo, normalize=True, start=lo - off, stop=hi - off))
             store.write(k, np.concatenate(parts))
             _fault_point("embed", k)
-    else:
+    elif mine:
         store.fill(clip, samples["path"].tolist(), batch_size=batch_size, num_workers=num_workers,
-                   on_chunk=lambda k: _fault_point("embed", k))
+                   on_chunk=lambda k: _fault_point("embed", k), chunks=mine, progress=dist.is_main)
+    dist.barrier()  # every chunk is on disk
     return store
 
 
@@ -255,11 +279,17 @@ def relabel(
     taxonomy=None,
     clip=None,
     seed: int = 0,
-) -> dict:
+    dist=None,
+) -> dict | None:
     """Relabel every image under ``root`` with ``mode``; write the manifest ``out`` (parquet) and
-    ``<out>.summary.json``; return the summary."""
+    ``<out>.summary.json``; return the summary.
+
+    Under torchrun (same command on every rank) the images are encoded by all ranks, each its share
+    of the embedding chunks; the tree walk and the manifest run on rank 0, which returns the summary
+    (the other ranks return None)."""
     import torch
 
+    from ..distributed import init
     from .clip import load_clip
 
     if mode not in MODES:
@@ -272,11 +302,14 @@ def relabel(
 
         taxonomy = load_taxonomy()
     t0 = time.time()
-    samples = scan_samples(root, splits, taxonomy)
-    if clip is None:
-        clip = load_clip(model, pretrained, device=device, seed=seed)
+    dist = dist or init(device if clip is None else clip.device)
     work = Path(work_dir) if work_dir is not None else out.with_name(out.name + ".work")
-    emb = _embedding_source(samples, clip, work, chunk_rows, resume, batch_size, num_workers, features)
+    samples = shared_samples(dist, work, lambda: scan_samples(root, splits, taxonomy))
+    if clip is None:
+        clip = load_clip(model, pretrained, device=dist.device, seed=seed)
+    emb = _embedding_source(samples, clip, work, chunk_rows, resume, batch_size, num_workers, features, dist)
+    if not dist.is_main:
+        return None
 
     tree = Tree.from_taxonomy(taxonomy)
     sample_class = samples["class_index"].to_numpy()

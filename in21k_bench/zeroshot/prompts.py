@@ -1,4 +1,4 @@
-"""Prompt templates and lemma handling for CLIP text embeddings (SPEC section 4).
+"""Prompt templates and lemma handling for CLIP text embeddings (docs/zeroshot.md, "Text embeddings and lemma choice").
 
 Text embedding of a synset: for every lemma, the 7 prompts below are filled in, encoded,
 L2-normalised and averaged; the lemma used for the class is then chosen by a majority vote of
@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 from ..errors import InvalidInputError
 
-#: The 7 prompt templates of SPEC section 4, exact strings (including "a origami").
+#: The paper's 7 prompt templates (docs/zeroshot.md), exact strings (including "a origami").
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "itap of a {}.",
     "a bad photo of the {}.",

@@ -1,0 +1,156 @@
+"""Building ONE feature store from shards written by several processes (or one).
+
+The store's layout depends only on the sample list and ``shard_rows``: shard ``i`` holds rows
+``[i * shard_rows, (i + 1) * shard_rows)`` of the canonical list (the last one fewer) -- exactly what
+:class:`~in21k_bench.features.store.FeatureStoreWriter` produces in one process. So every shard can be
+computed by any process, and the result does not depend on how many there were:
+
+1. rank 0 :meth:`prepares <ShardedBuild.prepare>` the directory: a ``meta.json`` marked incomplete
+   that records the build (number of rows, sha256 of the sample-id list, ``shard_rows``);
+2. each rank computes its share of the unfinished shards (:func:`in21k_bench.distributed.my_units`)
+   and :meth:`writes <ShardedBuild.write_shard>` each as ``shard-NNNNN.npy`` + ``shard-NNNNN.ids.parquet``
+   + a small ``shard-NNNNN.done.json`` (rows, sha256), each atomically, the marker last;
+3. after a barrier, rank 0 :meth:`assembles <ShardedBuild.assemble>` ``meta.json`` and
+   ``index.parquet`` from the markers and id files (the shard files stay where they are: feature
+   bytes are written once and never copied).
+
+A killed run leaves only finished shards (a shard without its marker is redone). A re-run -- with any
+number of processes -- recomputes the missing shards only; a re-run for another sample list, model or
+``shard_rows`` is refused with a one-line error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InvalidInputError
+from ..fileio import atomic_path, ensure_dir, save_npy, sha256_file, write_json
+from .store import FORMAT_VERSION, INDEX, META, FeatureStore, finish_store, ids_name, read_meta, shard_name
+
+
+def done_name(i: int) -> str:
+    return f"shard-{i:05d}.done.json"
+
+
+def ids_digest(sample_ids: Sequence[str]) -> str:
+    """sha256 of the sample-id list (one id per line): the identity of a build's image list."""
+    h = hashlib.sha256()
+    for s in sample_ids:
+        h.update(str(s).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+class ShardedBuild:
+    """The shards of one store under construction (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike, num_rows: int, shard_rows: int):
+        if shard_rows < 1:
+            raise InvalidInputError(f"feature store build: expected shard_rows >= 1, found {shard_rows}")
+        self.path = Path(path)
+        self.num_rows = int(num_rows)
+        self.shard_rows = int(shard_rows)
+
+    @property
+    def num_shards(self) -> int:
+        return (self.num_rows + self.shard_rows - 1) // self.shard_rows
+
+    def rows(self, i: int) -> tuple[int, int]:
+        return i * self.shard_rows, min(self.num_rows, (i + 1) * self.shard_rows)
+
+    # --- rank 0 -------------------------------------------------------------------------------------
+    def prepare(self, sample_ids: Sequence[str], dim: int, backbone: str, *, has_labels: bool = True, **fields) -> bool:
+        """Create or check ``meta.json``; True when the store is already complete (nothing to do).
+
+        ``fields``: split, benchmark, version and any extra meta keys (written on creation)."""
+        ensure_dir(self.path, "feature store")
+        want = {"dim": int(dim), "backbone": backbone, "shard_rows": self.shard_rows,
+                "build_rows": self.num_rows, "sample_ids_sha256": ids_digest(sample_ids)}
+        meta_file = self.path / META
+        if meta_file.is_file():
+            meta = read_meta(self.path)
+            if meta.get("complete"):
+                store = FeatureStore.open(self.path)
+                ids = store.sample_ids
+                if store.num_rows != self.num_rows or not np.array_equal(ids, np.asarray(sample_ids, dtype=object)):
+                    raise InvalidInputError(
+                        f"extract: {self.path} is a complete store of {store.num_rows:,} rows for another image list "
+                        f"(this one has {self.num_rows:,}); use another --out")
+                if store.dim != want["dim"] or store.backbone != backbone:
+                    raise InvalidInputError(f"extract: {self.path} is a complete store of {store.backbone} (dim {store.dim}), expected {backbone} (dim {dim}); use another --out")
+                return True
+            for key, value in want.items():
+                if meta.get(key) != value:
+                    what = "image list" if key in ("build_rows", "sample_ids_sha256") else key
+                    raise InvalidInputError(
+                        f"extract: resuming {self.path} needs the same {what}; expected {value!r}, found {meta.get(key)!r} "
+                        "(re-run with the original arguments, or use another --out)")
+            return False
+        meta = {"format_version": FORMAT_VERSION, "backbone": backbone, "dim": int(dim), "dtype": "float16",
+                "shard_rows": self.shard_rows, "split": fields.pop("split", None), "benchmark": fields.pop("benchmark", None),
+                "version": fields.pop("version", None), "shards": [], "num_rows": 0, "has_labels": bool(has_labels),
+                "complete": False, "build_rows": self.num_rows, "sample_ids_sha256": want["sample_ids_sha256"], **fields}
+        for f in self.path.glob("shard-*"):  # leftovers of an unrelated, never-recorded build
+            f.unlink()
+        write_json(meta_file, meta)
+        return False
+
+    def assemble(self) -> FeatureStore:
+        """Write ``meta.json`` (shard list in order) and ``index.parquet``; remove the markers."""
+        missing = self.missing()
+        if missing:
+            raise InvalidInputError(f"extract: expected every shard of {self.path} finished before assembly, found {len(missing)} missing "
+                                    f"(first: {shard_name(missing[0])}); re-run the same command to finish them")
+        meta = json.loads((self.path / META).read_text(encoding="utf-8"))
+        shards = []
+        for i in range(self.num_shards):
+            rec = json.loads((self.path / done_name(i)).read_text(encoding="utf-8"))
+            shards.append({"file": shard_name(i), "rows": int(rec["rows"]), "sha256": rec["sha256"]})
+        meta["shards"] = shards
+        meta = finish_store(self.path, meta)
+        for i in range(self.num_shards):
+            (self.path / done_name(i)).unlink(missing_ok=True)
+        return FeatureStore.open(self.path)
+
+    # --- any rank -----------------------------------------------------------------------------------
+    def is_done(self, i: int) -> bool:
+        return (self.path / done_name(i)).is_file() and (self.path / shard_name(i)).is_file() and (self.path / ids_name(i)).is_file()
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.num_shards) if not self.is_done(i)]
+
+    def check_done_ids(self, sample_ids: np.ndarray) -> None:
+        """Finished shards must hold the ids the current list puts there (a resumed run continues the same list)."""
+        for i in range(self.num_shards):
+            if not self.is_done(i):
+                continue
+            a, b = self.rows(i)
+            got = pq.read_table(self.path / ids_name(i), columns=["sample_id"]).column("sample_id").to_numpy(zero_copy_only=False)
+            if len(got) != b - a or not np.array_equal(got.astype(object), sample_ids[a:b]):
+                raise InvalidInputError(f"extract: {self.path / shard_name(i)} holds other sample ids than rows {a:,}-{b:,} of this image list; use another --out")
+
+    def write_shard(self, i: int, x: np.ndarray, sample_ids: Sequence[str], labels: Sequence[int] | None) -> None:
+        a, b = self.rows(i)
+        x = np.asarray(x)
+        if x.ndim != 2 or len(x) != b - a or len(sample_ids) != b - a:
+            raise InvalidInputError(f"feature store build: expected shard {i} with {b - a} rows, found {x.shape} and {len(sample_ids)} ids")
+        if not np.isfinite(x).all():
+            raise InvalidInputError(f"feature store build: expected finite features, found NaN or inf in shard {i}")
+        cols = {"sample_id": pa.array([str(s) for s in sample_ids], type=pa.string())}
+        if labels is not None:
+            cols["label"] = pa.array(np.asarray(labels, dtype=np.int64), type=pa.int64())
+        with atomic_path(self.path / ids_name(i)) as tmp:
+            pq.write_table(pa.table(cols), tmp)
+        save_npy(self.path / shard_name(i), np.ascontiguousarray(x.astype(np.float16)))
+        write_json(self.path / done_name(i), {"rows": int(b - a), "sha256": sha256_file(self.path / shard_name(i))})
+
+
+__all__ = ["ShardedBuild", "done_name", "ids_digest", "INDEX"]

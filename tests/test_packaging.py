@@ -1,0 +1,162 @@
+"""Packaging: the top-level splits/ folder installs as package data.
+
+A wheel built from the repository must carry every indexed manifest, the index and the vendored
+sources, and ``load()`` must work from that wheel installed in a fresh virtual environment (which
+sees the already-installed dependencies through a ``.pth`` file; nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+from setuptools import find_packages
+
+from in21k_bench.manifests import read_index
+from in21k_bench.paths import SPLITS_DIR
+from in21k_bench.sources import recorded_checksums, stored_path
+
+REPO = Path(__file__).resolve().parents[1]
+IGNORE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "site", "runs", ".pytest_cache", "tmp")
+
+
+def _pyproject_packages() -> list[str]:
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    block = re.search(r"^packages = \[(.*?)\]", text, re.S | re.M)
+    assert block, "pyproject.toml: expected an explicit [tool.setuptools] packages list"
+    return re.findall(r'"([^"]+)"', block.group(1))
+
+
+def test_package_list_names_every_package_folder():
+    """pyproject lists the packages explicitly (so that in21k_bench.splits can map to splits/):
+    a new subpackage must be added there, or a wheel would silently lack it."""
+    found = set(find_packages(str(REPO), include=["in21k_bench", "in21k_bench.*"]))
+    listed = set(_pyproject_packages())
+    assert listed == found | {"in21k_bench.splits"}, (
+        f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml" if found - listed else sorted(listed - found)
+    )
+
+
+def test_checkout_uses_the_top_level_splits_folder():
+    if (REPO / ".git").exists() or (REPO / "pyproject.toml").is_file():
+        assert SPLITS_DIR.resolve() == (REPO / "splits").resolve()
+    assert not (REPO / "in21k_bench" / "splits").exists()
+
+
+def _copy_source_tree(dest: Path) -> Path:
+    """The project's files without virtual environments, build output or VCS data."""
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*IGNORE))
+    return dest
+
+
+def _expected_wheel_files() -> set[str]:
+    names = {"in21k_bench/splits/index.json"}
+    # every module and data file of the package folder (a subpackage missing from pyproject's list would be absent)
+    for p in (REPO / "in21k_bench").rglob("*"):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+            names.add(p.relative_to(REPO).as_posix())
+    for v in read_index()["versions"].values():
+        names |= {f"in21k_bench/splits/{rel}" for rel in v["files"]}
+    src = SPLITS_DIR / "sources"
+    names |= {f"in21k_bench/splits/sources/{n}" for n in ("SOURCES.md", "WORDNET-LICENSE.txt", "README.md")}
+    for rel in recorded_checksums(src):
+        names.add("in21k_bench/splits/" + stored_path(src, rel).relative_to(SPLITS_DIR).as_posix())
+    return names
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IN21K_SOURCES")}
+    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    return env
+
+
+def _fresh_venv(path: Path) -> tuple[Path, Path]:
+    """A venv without pip that sees the already-installed dependencies (torch, pandas, ...) through
+    a .pth file (a .pth inside that folder, e.g. another editable install, is not processed).
+    Returns (python, site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, env=_env())
+    py = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    purelib = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True, env=_env()).stdout.strip())
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (purelib / "zz_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    return py, purelib
+
+
+def _pip_install(py: Path, *args: str, cwd: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", *args],
+                       capture_output=True, text=True, env=_env(), cwd=cwd)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+PROBE = (
+    "import json, in21k_bench\n"
+    "from in21k_bench.paths import SPLITS_DIR\n"
+    "from in21k_bench.sources import Sources\n"
+    "b = in21k_bench.load('tiny')\n"
+    "s = Sources.locate()\n"
+    "print(json.dumps({'file': in21k_bench.__file__, 'splits': str(SPLITS_DIR), 'sources': str(s.root),\n"
+    "  'classes': b.num_classes, 'val': int(len(b.val_labels())), 'wnids': len(s.winter21_wnids)}))\n"
+)
+
+
+def _probe(py: Path, cwd: Path) -> dict:
+    """Import the package in ``py`` (not from this checkout), load a benchmark, locate the sources."""
+    run = subprocess.run([str(py), "-c", PROBE], capture_output=True, text=True, env=_env(), cwd=cwd)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    import in21k_bench
+
+    here = in21k_bench.load("tiny")
+    assert (got["classes"], got["val"], got["wnids"]) == (here.num_classes, here.num_val, 10450)
+    return got
+
+
+def test_wheel_carries_splits_and_loads_in_a_fresh_venv(tmp_path):
+    src = _copy_source_tree(tmp_path / "src")
+    dist = tmp_path / "dist"
+    # the build backend itself, as `pip wheel --no-build-isolation` calls it (offline), so that its
+    # warnings are visible
+    build = subprocess.run(
+        [sys.executable, "-c", f"import setuptools.build_meta as b; print(b.build_wheel({str(dist)!r}))"],
+        capture_output=True, text=True, env=_env(), cwd=src,
+    )
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    assert "Deprecat" not in build.stdout + build.stderr, build.stderr[-2000:]
+    (wheel,) = dist.glob("in21k_bench-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    missing = _expected_wheel_files() - names
+    assert not missing, f"wheel lacks {len(missing)} files, e.g. {sorted(missing)[:3]}"
+    assert not any(n.startswith("splits/") for n in names)  # installed under the package only
+    assert "License-Expression: Apache-2.0" in meta
+    assert any(n.endswith(".dist-info/licenses/splits/sources/WORDNET-LICENSE.txt") for n in names)
+
+    py, site = _fresh_venv(tmp_path / "venv")
+    _pip_install(py, str(wheel), cwd=tmp_path)
+    got = _probe(py, tmp_path)
+    assert got["file"].startswith(str(site))
+    assert got["splits"] == str(site / "in21k_bench" / "splits")
+    assert got["sources"] == str(site / "in21k_bench" / "splits" / "sources")
+    cli = subprocess.run([str(py.parent / "in21k-bench"), "info", "tiny", "--json"], capture_output=True, text=True,
+                         env=_env(), cwd=tmp_path)
+    assert cli.returncode == 0 and json.loads(cli.stdout)["num_classes"] == got["classes"], cli.stderr[-2000:]
+
+
+def test_editable_install_reads_the_top_level_splits(tmp_path):
+    src = _copy_source_tree(tmp_path / "src")
+    py, site = _fresh_venv(tmp_path / "venv")
+    _pip_install(py, "--no-build-isolation", "-e", str(src), cwd=tmp_path)
+    got = _probe(py, tmp_path)
+    assert got["file"] == str(src / "in21k_bench" / "__init__.py")
+    assert got["splits"] == str(src / "splits")
+    assert got["sources"] == str(src / "splits" / "sources")
