@@ -551,3 +551,16 @@ def test_publish_and_download_v2_coarse(tmp_path, hub_env, monkeypatch):
     b = in21k_bench.load("coarse-d1", root=got)
     assert (b.version, b.num_classes) == ("v2", 3987)
     assert (b.label_matrix() != in21k_bench.load("coarse-d1").label_matrix()).nnz == 0
+
+
+def test_download_all_inputs_installs_or_names_the_missing_file(hub_env, tmp_path, capsys):
+    from conftest import run_cli
+
+    # the test repository publishes p-hzr relabels and clip scores only
+    with pytest.raises(hub.HubError, match="leaf-hzr.parquet in checksums.json"):
+        hub.download_all_inputs("relabels", VERSION)
+    assert (tmp_path / "inputs" / VERSION / "p-hzr.parquet").is_file()
+    with pytest.raises(In21kError, match="expected an input kind 'relabels' or 'scores'"):
+        hub.download_all_inputs("features", VERSION)
+    code, out, err = run_cli(["download", "tiny", "--version", VERSION, "--scores"], capsys)
+    assert code == 2 and "scores/v1/dinov2.parquet in checksums.json" in err and err.count("\n") == 1

@@ -154,3 +154,32 @@ def test_check_fetch_refuses_bytes_that_differ_from_the_recorded_sha256(fake_eva
     (root / "submissions/tiny/remote-unspecified.json").write_text(json.dumps(d))
     problems = lb.check_leaderboard(root, check_rendered=False, fetch=True)
     assert any("run 1 fetch hf://datasets/org/preds@r1/missing.npy: expected to download it from the hub" in p for p in problems)
+
+
+def test_v2_entries_are_submitted_and_checked(fake_eval, runs, tmp_path, capsys):
+    """The paper's coarse seeds point at v2; a verified v2 entry sits beside them and is re-scored."""
+    root = tmp_path / "lb"
+    seeds = [s for s in lb.paper_seed_submissions() if s.benchmark == "coarse-d4"]
+    assert {s.benchmark_version for s in seeds} == {"v2"}
+    for s in seeds:
+        lb.write_submission(s, root)
+    sub, _ = lb.submit(runs, benchmark="coarse-d4", version="v2", method="Mine", root=root, copy_predictions=True)
+    assert sub.benchmark_version == "v2"
+    lb.build(root)
+    code, out, err = run_cli(["leaderboard", "check", "--root", str(root)], capsys)
+    assert code == 0, err
+    assert "re-scored 1 of 1 verified entries (3 runs)" in out
+    readme = (root / "README.md").read_text()
+    section = readme.split("## coarse-d4 (v2)")[1].split("\n## ")[0]
+    assert "### Verified" in section and "### Reported" in section and "Mine" in section
+
+
+def test_copy_predictions_refuses_oversized_files(fake_eval, runs, tmp_path, capsys, monkeypatch):
+    from in21k_bench.leaderboard import submitter
+
+    monkeypatch.setattr(submitter, "MAX_PREDICTION_BYTES", 10)
+    root = _seeded(tmp_path)
+    code, _, err = run_cli(["submit", *map(str, runs), "-b", "tiny", "-m", "Big", "--root", str(root), "--copy-predictions"], capsys)
+    assert code == 2 and "expected prediction files of at most 10 bytes" in err and err.count("\n") == 1
+    assert not (root / "submissions" / "tiny" / "big-unspecified.json").exists()
+    assert not (root / "submissions" / "tiny" / "big-unspecified").exists()

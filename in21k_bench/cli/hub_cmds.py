@@ -50,17 +50,9 @@ def download_cmd(
     else:
         out["inputs"].update({k: str(p) for k, p in hub.download_inputs(d.name, v, repo, revision, cache_dir, force=force).items()})
     if relabels and d.family != "hzr":
-        from ..benchmark import inputs_dir
-
-        for mode in hub.RELABEL_MODES:
-            p = hub.download_relabels(mode, v, repo, revision, cache_dir)
-            out["inputs"][mode] = str(hub.install_input(p, inputs_dir() / v / f"{mode}.parquet", force))
+        out["inputs"].update({k: str(p) for k, p in hub.download_all_inputs("relabels", v, repo, revision, cache_dir, force=force).items()})
     if scores and d.family != "model-based":
-        from ..benchmark import inputs_dir
-
-        for m in hub.SCORE_MODELS:
-            p = hub.download_scores(m, v, repo, revision, cache_dir)
-            out["inputs"][m] = str(hub.install_input(p, inputs_dir() / v / f"scores-{m}.parquet", force))
+        out["inputs"].update({k: str(p) for k, p in hub.download_all_inputs("scores", v, repo, revision, cache_dir, force=force).items()})
     if features:
         if feature_split == "both":
             got = hub.download_feature_splits(features, hub.FEATURE_SPLITS, v, repo, revision, cache_dir)

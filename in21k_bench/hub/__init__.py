@@ -41,6 +41,7 @@ from .config import (
     resolve_repo_and_revision,
 )
 from .download import (
+    download_all_inputs,
     download_feature_splits,
     download_features,
     download_files,
@@ -72,6 +73,7 @@ __all__ = [
     "clear_verified",
     "collect_publish_files",
     "config",
+    "download_all_inputs",
     "download_feature_splits",
     "download_features",
     "download_files",

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from ..errors import UnknownBenchmarkError
-from ..manifests import DEFAULT_HUB_REPO, read_index, versions
+from ..manifest_index import ManifestIndex
 
 REPO_TYPE = "dataset"
 CHECKSUMS_NAME = "checksums.json"
@@ -24,23 +24,20 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 SPLITS_INDEX_ROOT: Path | None = None
 
 
-def package_index() -> dict:
+def package_index() -> ManifestIndex:
     """The package index every hub download is checked against (the authority, never the hub's copy)."""
-    return read_index(SPLITS_INDEX_ROOT)
+    return ManifestIndex.load(SPLITS_INDEX_ROOT)
 
 
 def hub_config() -> dict:
-    """The ``hub`` block of the package index (``repo_id``, ``repo_type``, ``revisions``)."""
-    hub = dict(package_index().get("hub") or {})
-    hub.setdefault("repo_id", DEFAULT_HUB_REPO)
-    hub.setdefault("repo_type", REPO_TYPE)
-    hub["revisions"] = dict(hub.get("revisions") or {})
-    return hub
+    """The ``hub`` block of the package index (``repo_id``, ``repo_type``, ``revisions``, ``checksums``)."""
+    hub = package_index().hub
+    return {"repo_id": hub.repo_id, "repo_type": hub.repo_type, "revisions": dict(hub.revisions), "checksums": dict(hub.checksums)}
 
 
 def resolve_version(version: str | None) -> str:
     """``version`` checked against the package index; None -> the latest version it knows."""
-    known = versions(SPLITS_INDEX_ROOT)
+    known = package_index().versions()
     if version is None:
         if not known:
             raise UnknownBenchmarkError("hub: expected at least one version in the package index, found none")
@@ -67,12 +64,13 @@ def resolve_repo_and_revision(version: str, repo_id: str | None = None, revision
 
 
 def version_entry(version: str) -> dict:
-    return package_index()["versions"][version]
+    """The package index's raw entry of ``version`` (files, benchmarks; a copy)."""
+    return package_index().version_entry(version)
 
 
 def benchmark_entry(name: str, version: str) -> dict:
     """The package index's entry of benchmark ``name`` in ``version`` (files, counts)."""
-    benches = version_entry(version).get("benchmarks", {})
+    benches = package_index().benchmarks(version)
     if name not in benches:
         close = difflib.get_close_matches(name, list(benches), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -81,7 +79,7 @@ def benchmark_entry(name: str, version: str) -> dict:
 
 
 def taxonomy_files(version: str) -> list[str]:
-    return sorted(rel for rel in version_entry(version).get("files", {}) if rel.startswith(f"{version}/taxonomy/"))
+    return sorted(package_index().taxonomy_files(version))
 
 
 def cache_dir_display(cache_dir: str | os.PathLike | None) -> str:

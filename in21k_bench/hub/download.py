@@ -20,6 +20,7 @@ from typing import Iterable
 from ..catalog import get_definition
 from ..errors import ChecksumError, HubError, HubOfflineError, In21kError, InvalidInputError, UnknownBenchmarkError
 from ..fileio import atomic_write, sha256_file
+from ..paths import inputs_dir
 from .config import (
     CHECKSUMS_NAME,
     FEATURE_SPLITS,
@@ -271,7 +272,6 @@ def install_input(src: Path, dest: Path, force: bool = False) -> Path:
 def download_inputs(name: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None, *, install: bool = True, force: bool = False) -> dict[str, Path]:
     """Download every input of a "needs-input" benchmark (relabels or probe scores) and, with ``install``,
     copy them to the inputs folder that ``load()`` reads (``$IN21K_BENCH_INPUTS/<version>/``)."""
-    from ..benchmark import inputs_dir  # the inputs-folder convention lives with the loader
 
     d = get_definition(name, version)
     out = {}
@@ -282,3 +282,14 @@ def download_inputs(name: str, version: str | None = None, repo_id: str | None =
             local = download_scores(spec.key, d.version, repo_id, revision, cache_dir)
         out[spec.key] = install_input(local, inputs_dir() / d.version / spec.filename, force) if install else local
     return out
+
+
+def download_all_inputs(kind: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None, *, force: bool = False) -> dict[str, Path]:
+    """Every relabel file (``kind="relabels"``: ``{mode: path}``) or every probe-score file (``kind="scores"``:
+    ``{model: path}``) of a version, downloaded, verified and installed in the inputs folder."""
+    version = resolve_version(version)
+    if kind == "relabels":
+        return {m: install_input(download_relabels(m, version, repo_id, revision, cache_dir), inputs_dir() / version / f"{m}.parquet", force) for m in RELABEL_MODES}
+    if kind == "scores":
+        return {m: install_input(download_scores(m, version, repo_id, revision, cache_dir), inputs_dir() / version / f"scores-{m}.parquet", force) for m in SCORE_MODELS}
+    raise InvalidInputError(f"hub: expected an input kind 'relabels' or 'scores', found {kind!r}")

@@ -13,8 +13,10 @@ from typing import Iterable, Mapping
 
 from ..catalog import list_definitions
 from ..errors import ChecksumError, HubError, InvalidInputError, ReleasedVersionError, UnknownBenchmarkError
-from ..fileio import sha256_file, write_json
-from ..manifests import SPLITS_DIR, index_path, read_index, verify_file
+from ..fileio import sha256_file
+from ..manifest_index import ManifestIndex
+from ..manifests import verify_file
+from ..paths import SPLITS_DIR
 from .card import render_card
 from .config import (
     CARD_NAME,
@@ -91,11 +93,11 @@ def _collect_features(features_dir: Path) -> dict[str, Path]:
 def collect_publish_files(version: str, *, splits_root: Path | None = None, relabels_dir: Path | None = None, scores_dir: Path | None = None, features_dir: Path | None = None) -> dict[str, Path]:
     """Hub path -> local file for everything a release of ``version`` uploads (card and checksums excluded)."""
     root = Path(splits_root) if splits_root else SPLITS_DIR
-    index = read_index(root)
-    if version not in index.get("versions", {}):
-        raise UnknownBenchmarkError(f"publish: expected a version built in {index_path(root)} ({', '.join(index.get('versions', {})) or 'none'}), found {version!r}")
-    files: dict[str, Path] = {f"{SPLITS_PREFIX}/index.json": index_path(root)}
-    for rel in sorted(index["versions"][version]["files"]):
+    index = ManifestIndex.load(root)
+    if not index.has_version(version):
+        raise UnknownBenchmarkError(f"publish: expected a version built in {index.path} ({', '.join(index.versions()) or 'none'}), found {version!r}")
+    files: dict[str, Path] = {f"{SPLITS_PREFIX}/index.json": index.path}
+    for rel in index.files(version):
         files[f"{SPLITS_PREFIX}/{rel}"] = verify_file(rel, root)
     if relabels_dir is not None:
         found = False
@@ -190,9 +192,9 @@ def publish(
         scores_dir=Path(scores_dir) if scores_dir else None,
         features_dir=Path(features_dir) if features_dir else None,
     )
-    idx_hub = read_index(root).get("hub") or {}
-    pinned = (idx_hub.get("revisions") or {}).get(version)
-    if pinned and idx_hub.get("repo_id") == repo_id:
+    idx_hub = ManifestIndex.load(root).hub
+    pinned = idx_hub.revisions.get(version)
+    if pinned and idx_hub.repo_id == repo_id:
         raise ReleasedVersionError(f"publish: expected version {version} to be unreleased, found it pinned to {repo_id}@{pinned} in the index; a released version never changes")
     if offline() and not dry_run:
         raise HubError("publish: expected network access to the hub, found offline mode on (HF_HUB_OFFLINE=1); use --dry-run to check")
@@ -214,12 +216,12 @@ def publish(
     checksums = dict(sorted(checksums.items()))
     if definitions is None:
         definitions = list_definitions(version=version)
-    index = read_index(root)
+    index = ManifestIndex.load(root)
     card = render_card(
         definitions,
         repo_id=repo_id,
         version=version,
-        index_version=index["versions"][version],
+        index_version=index.version_entry(version),
         hub_paths=list(checksums),
         revisions={**{t: c for t, c in tags.items()}, version: None},
     )
@@ -250,7 +252,7 @@ def publish(
         plan.recorded = record_release(root, repo_id, version, commit, {"sha256": hashlib.sha256(checksums_bytes).hexdigest(), "size": len(checksums_bytes)})
         if not plan.recorded:
             print(
-                f"publish: {repo_id} is not the index's repository ({read_index(root)['hub'].get('repo_id')}); "
+                f"publish: {repo_id} is not the index's repository ({ManifestIndex.load(root).hub.repo_id}); "
                 f"pin it by hand: hub.revisions.{version} = {commit}",
                 file=sys.stderr,
             )
@@ -269,19 +271,10 @@ def record_release(root: Path, repo_id: str, version: str, commit: str, checksum
     """Write the released commit (and the sha256 of its checksums.json) into the index at ``root``.
 
     Only for the index's own repository -- or when it has no pinned revision yet, which adopts ``repo_id``."""
-    from ..manifests import _read_index_cached  # TODO(manifests): public cache reset once ManifestIndex lands
-
     if not COMMIT_RE.match(commit or ""):
         raise HubError(f"publish: expected a 40-hex commit id from the hub, found {commit!r}")
-    index = json.loads(json.dumps(read_index(root)))
-    hub = index.setdefault("hub", {"repo_id": repo_id, "repo_type": REPO_TYPE, "revisions": {}})
-    revisions = hub.setdefault("revisions", {})
-    if hub.get("repo_id") != repo_id:
-        if any(revisions.values()):
-            return False
-        hub["repo_id"] = repo_id
-    revisions[version] = commit
-    hub.setdefault("checksums", {})[version] = checksums_entry
-    write_json(index_path(root), index)
-    _read_index_cached.cache_clear()
+    index = ManifestIndex.load(root)
+    if not index.record_release(repo_id, version, commit, checksums_entry):
+        return False
+    index.save()
     return True

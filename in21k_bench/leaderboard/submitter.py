@@ -15,7 +15,7 @@ from ..errors import InvalidSubmissionError
 from ..fileio import atomic_write
 from . import scoring
 from .predictions import is_remote, remote_problem
-from .schema import METRICS, RANK_METRIC, MetricStat, Submission, slugify, validation_message
+from .schema import MAX_PREDICTION_BYTES, METRICS, RANK_METRIC, MetricStat, Submission, slugify, validation_message
 from .store import default_root, submission_path, write_submission
 
 
@@ -157,6 +157,13 @@ def submit(
         return sub, target
     if not copy_predictions:
         return sub, write_submission(sub, root, overwrite=overwrite)
+    for p in paths:
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+        if size > MAX_PREDICTION_BYTES:
+            raise InvalidSubmissionError(
+                f"submit --copy-predictions: expected prediction files of at most {MAX_PREDICTION_BYTES} bytes, found {size} in {p} "
+                "(give the top5.npy of a folder, or publish the file and pass --predictions-url)"
+            )
     side = target.parent / sub.slug
     copied = _copy_runs(paths, [side / n for n in names])
     try:
