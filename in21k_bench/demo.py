@@ -119,6 +119,14 @@ def _features(cfg: DemoConfig):
             return train, val
     except Exception:  # noqa: BLE001 - absent or partial: (re)build below
         pass
+    # new features: neighbours, checkpoints and predictions of earlier features must not be reused
+    import shutil
+
+    for stale in [cfg.out / m for m in METHODS] + sorted(cfg.out.glob("knn*")) if cfg.out.is_dir() else []:
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
     if cfg.dataset == "digits":
         from .features.digits import write_digits
 
