@@ -18,6 +18,8 @@ Two presets show the two regimes of Adaloglou et al. (2024) on the same simulate
 TEMI / SCANv2 run with explicit settings chosen for this size (see ``PRESET_TRAINING`` and
 docs/methods.md "The demo"): ~1,000 optimizer steps, constant peak lr 2e-3 after warm-up, teacher
 momentum 0.99, 2 heads, k = 5 -- far fewer heads than the paper's 32, to fit ~3 minutes on two CPU cores.
+``fit``'s own budget-aware defaults (:mod:`in21k_bench.methods.recipe`) would spend 8x (TEMI) to 32x
+(SCANv2) more head updates at this size, so the demo sets these explicitly.
 
 Every step writes into ``out`` and is skipped when its output is already complete, so an
 interrupted demo resumes where it stopped.
@@ -117,6 +119,14 @@ def _features(cfg: DemoConfig):
             return train, val
     except Exception:  # noqa: BLE001 - absent or partial: (re)build below
         pass
+    # new features: neighbours, checkpoints and predictions of earlier features must not be reused
+    import shutil
+
+    for stale in [cfg.out / m for m in METHODS] + sorted(cfg.out.glob("knn*")) if cfg.out.is_dir() else []:
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
     if cfg.dataset == "digits":
         from .features.digits import write_digits
 
