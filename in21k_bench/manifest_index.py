@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ChecksumError
+from .errors import ChecksumError, InvalidInputError
 from .fileio import write_json
 from .paths import index_path, splits_root
 from .versioning import latest as latest_of
@@ -211,9 +211,9 @@ class ManifestIndex:
 
         Only for the index's own repository -- or when no version is pinned yet, which adopts
         ``repo_id``. Returns False (and changes nothing) for another repository. Call :meth:`save`
-        afterwards. Raises :class:`ValueError` on a commit id that is not 40 hex digits."""
+        afterwards. Raises :class:`InvalidInputError` on a commit id that is not 40 hex digits."""
         if not _COMMIT_RE.match(commit or ""):
-            raise ValueError(f"record_release: expected a 40-hex commit id, found {commit!r}")
+            raise InvalidInputError(f"record_release: expected a 40-hex commit id, found {commit!r}")
         current = self.hub
         if current.repo_id != repo_id and any(current.revisions.values()):
             return False

@@ -101,7 +101,7 @@ def test_manifest_index_api(tmp_path):
     again = ManifestIndex.load(out)
     assert again.pinned_revision("v1") == "a" * 40 and again.checksums_pin("v1")["size"] == 3
     assert not again.record_release("other/repo", "v2", "b" * 40, {})  # another repository: refused
-    with pytest.raises(ValueError, match="40-hex"):
+    with pytest.raises(In21kError, match="40-hex"):
         again.record_release(again.hub.repo_id, "v2", "nothex", {})
     (out / "index.json").write_text("{")
     with pytest.raises(ChecksumError, match="valid JSON"):
