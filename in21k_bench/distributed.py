@@ -135,6 +135,21 @@ def fault_point(stage: str, k: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def wait_for(paths: Sequence, timeout: float = 120.0) -> list:
+    """The ``paths`` still absent after waiting up to ``timeout`` seconds. Files another node has just
+    renamed into place can take a few seconds to appear on a network filesystem (attribute caching),
+    so rank 0 waits a little before declaring a unit missing."""
+    import time
+    from pathlib import Path
+
+    deadline = time.monotonic() + timeout
+    missing = [p for p in paths if not Path(p).is_file()]
+    while missing and time.monotonic() < deadline:
+        time.sleep(1.0)
+        missing = [p for p in missing if not Path(p).is_file()]
+    return missing
+
+
 def my_units(units: Sequence[int], dist: Dist) -> list[int]:
     """This rank's share of ``units`` (sorted unit ids still to do): round-robin, ``units[rank::world]``."""
     return list(units)[dist.rank :: dist.world_size]

@@ -174,10 +174,9 @@ def extract_split(
             _log(f"{out_dir}: already complete ({n:,} rows)")
         return FeatureStore.open(out_dir) if dist.is_main else None
     dist.main_first(build.check_done_ids, ids)
-    todo = build.missing()
+    todo = dist.main_first(build.missing)  # rank 0's view of the shared folder, the same list on every rank
     if dist.is_main and len(todo) < build.num_shards:
         _log(f"{out_dir}: resuming, {build.num_shards - len(todo)} of {build.num_shards} shards already done")
-    dist.barrier()  # every rank has its list of missing shards before anyone writes
     mine = my_units(todo, dist)
     rows = np.concatenate([np.arange(*build.rows(i)) for i in mine]) if mine else np.zeros(0, np.int64)
     dev = dist.device

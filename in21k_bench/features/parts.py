@@ -103,8 +103,13 @@ class ShardedBuild:
         write_json(meta_file, meta)
         return False
 
-    def assemble(self) -> FeatureStore:
-        """Write ``meta.json`` (shard list in order) and ``index.parquet``; remove the markers."""
+    def assemble(self, timeout: float = 120.0) -> FeatureStore:
+        """Write ``meta.json`` (shard list in order) and ``index.parquet``; remove the markers.
+        Waits up to ``timeout`` seconds for shards other nodes have just written to become visible."""
+        from ..distributed import wait_for
+
+        files = [self.path / f(i) for i in self.missing() for f in (done_name, shard_name, ids_name)]
+        wait_for(files, timeout if self.missing() else 0.0)
         missing = self.missing()
         if missing:
             raise InvalidInputError(f"extract: expected every shard of {self.path} finished before assembly, found {len(missing)} missing "

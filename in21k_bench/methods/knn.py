@@ -325,10 +325,10 @@ def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, d
             write_json(parts / "meta.json", desc)
 
     dist.main_first(prepare)
-    todo = [c for c in range(num_chunks) if not (parts / f"chunk-{c:05d}.npy").is_file()]
+    # rank 0's view of the shared folder: the same list on every rank
+    todo = dist.main_first(lambda: [c for c in range(num_chunks) if not (parts / f"chunk-{c:05d}.npy").is_file()])
     if dist.is_main and len(todo) < num_chunks:
         print(f"knn: resuming, {num_chunks - len(todo)}/{num_chunks} chunks already done", file=sys.stderr)
-    dist.barrier()
     mine = my_units(todo, dist)
     total = sum(min(chunk_rows, n - c * chunk_rows) for c in mine)
     bar = _progress(total, f"knn k={k}" + (f" [rank {dist.rank}/{dist.world_size}]" if dist.enabled else "")) if progress and dist.is_main else None
@@ -344,6 +344,9 @@ def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, d
     dist.barrier()  # every chunk is on disk
 
     def assemble():
+        from ..distributed import wait_for
+
+        wait_for([parts / f"chunk-{c:05d}.npy" for c in range(num_chunks)])  # other nodes' files may show up late
         partial = _partial_path(out)
         mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int32, shape=(n, k))
         for c in range(num_chunks):

@@ -196,8 +196,7 @@ def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, 
 
     dist.main_first(lambda: (open_store(resume), None)[1])  # rank 0 creates or checks the work area
     store = open_store(True)
-    todo = store.missing()
-    dist.barrier()  # every rank has the same list of missing chunks before anyone writes
+    todo = dist.main_first(store.missing)  # rank 0's view of the shared folder, the same list on every rank
     mine = my_units(todo, dist)
     if features is not None and mine:
         from .clip import open_feature_store_embeddings
@@ -224,6 +223,10 @@ def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, 
         store.fill(clip, samples["path"].tolist(), batch_size=batch_size, num_workers=num_workers,
                    on_chunk=lambda k: _fault_point("embed", k), chunks=mine, progress=dist.is_main)
     dist.barrier()  # every chunk is on disk
+    if dist.is_main:
+        from ..distributed import wait_for
+
+        wait_for([store.chunk_path(k) for k in todo])  # other nodes' files may show up late
     return store
 
 
