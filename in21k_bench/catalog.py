@@ -49,7 +49,9 @@ class BenchmarkDefinition:
 
     @property
     def needs(self) -> str:
-        return "; ".join(f"{i.key}: {i.description} (produce: `{i.produce}`; download: `{i.download}`)" for i in self.inputs)
+        return "; ".join(
+            f"{i.key}: {i.description} (produce: `{i.produce}`; download: `{i.download}`)" for i in self.inputs
+        )
 
     def build(self, taxonomy, imagenet1k=None, inputs: dict | None = None) -> dict:
         kwargs = dict(self.rule)
@@ -131,9 +133,21 @@ def get_definition(name: str, version: str | None = None) -> BenchmarkDefinition
 # --------------------------------------------------------------------------------------------------
 
 V1 = "v1"
-_PCT = {"counts": "estimated winter21 train counts (fall11 numImages - 50)", "interpolation": "linear", "inclusive": True}
+_PCT = {
+    "counts": "estimated winter21 train counts (fall11 numImages - 50)",
+    "interpolation": "linear",
+    "inclusive": True,
+}
 
-register(BenchmarkDefinition("in21k", "full", V1, "All 10,450 ImageNet-21K-P winter21 classes with their original labels.", subsets.build_all_classes))
+register(
+    BenchmarkDefinition(
+        "in21k",
+        "full",
+        V1,
+        "All 10,450 ImageNet-21K-P winter21 classes with their original labels.",
+        subsets.build_all_classes,
+    )
+)
 
 for _name, _s in (("tiny", 5), ("small", 15), ("base", 25), ("large", 35), ("huge", 45)):
     register(
@@ -167,7 +181,10 @@ register(
         V1,
         "The same number of classes as imbalanced-2k, all taken as the window of the count ranking centred on the median.",
         subsets.build_centered,
-        rule={"counts": _PCT["counts"], "match": {k: _IMB[k] for k in ("band_half_width", "top_fraction", "interpolation", "inclusive")}},
+        rule={
+            "counts": _PCT["counts"],
+            "match": {k: _IMB[k] for k in ("band_half_width", "top_fraction", "interpolation", "inclusive")},
+        },
     )
 )
 
@@ -184,12 +201,30 @@ for _d in range(1, 10):
         )
     )
 
-register(BenchmarkDefinition("wordnet-leaf", "leaf", V1, "Only classes with no hyponym at all in WordNet (no child in wordnet.is_a.txt).", subsets.build_wordnet_leaf))
-register(BenchmarkDefinition("in21k-leaf", "leaf", V1, "Only classes with no child in the MIIL tree.", subsets.build_miil_leaf))
+register(
+    BenchmarkDefinition(
+        "wordnet-leaf",
+        "leaf",
+        V1,
+        "Only classes with no hyponym at all in WordNet (no child in wordnet.is_a.txt).",
+        subsets.build_wordnet_leaf,
+    )
+)
+register(
+    BenchmarkDefinition(
+        "in21k-leaf", "leaf", V1, "Only classes with no child in the MIIL tree.", subsets.build_miil_leaf
+    )
+)
 
 for _mode, _desc in (
-    ("leaf-hzr", "All samples; every sample of a non-leaf class is relabelled by hierarchical zero-shot CLIP refinement down to a leaf."),
-    ("p-hzr", "Like leaf-hzr, but at every step the current class competes with its children, so refinement may stop early."),
+    (
+        "leaf-hzr",
+        "All samples; every sample of a non-leaf class is relabelled by hierarchical zero-shot CLIP refinement down to a leaf.",
+    ),
+    (
+        "p-hzr",
+        "Like leaf-hzr, but at every step the current class competes with its children, so refinement may stop early.",
+    ),
 ):
     register(
         BenchmarkDefinition(
@@ -251,7 +286,16 @@ register(
         inputs=tuple(_score_input(m) for m in ("clip", "dinov2", "sup")),
     )
 )
-register(BenchmarkDefinition("random-1k", "random", V1, "1,000 classes drawn uniformly without replacement with a fixed, recorded seed (0).", subsets.build_random, rule={"num_classes": 1000, "seed": 0}))
+register(
+    BenchmarkDefinition(
+        "random-1k",
+        "random",
+        V1,
+        "1,000 classes drawn uniformly without replacement with a fixed, recorded seed (0).",
+        subsets.build_random,
+        rule={"num_classes": 1000, "seed": 0},
+    )
+)
 
 register(
     BenchmarkDefinition(
@@ -338,7 +382,13 @@ _V2["centered-2k"] = BenchmarkDefinition(
     V2,
     "The 2,113 classes of the window of the count ranking (train count, then class index) centred on the median.",
     subsets.build_centered,
-    rule={"counts": _PCT["counts"], "num_classes": 2113, "window": "rank window centred on the median", "ranking": "(train count, class index) ascending", "start_rank": "(10450 - num_classes) // 2"},
+    rule={
+        "counts": _PCT["counts"],
+        "num_classes": 2113,
+        "window": "rank window centred on the median",
+        "ranking": "(train count, class index) ascending",
+        "start_rank": "(10450 - num_classes) // 2",
+    },
     notes="v1 took as many classes as imbalanced-2k (2,106); v2 takes the paper's 2,113, which gives its published 2.34M train images.",
 )
 _V2["imbalanced-2k"] = replace(

@@ -130,7 +130,9 @@ def _changes_table(index: ManifestIndex, old: str, new: str) -> str:
         if o is None or e.get("status") != "ready":
             continue
         if (o.get("num_classes"), o.get("num_train")) != (e.get("num_classes"), e.get("num_train")):
-            rows.append(f"| `{name}` | {_fmt(o.get('num_classes'))} | {_fmt(e.get('num_classes'))} | {_fmt(o.get('num_train'))} | {_fmt(e.get('num_train'))} |")
+            rows.append(
+                f"| `{name}` | {_fmt(o.get('num_classes'))} | {_fmt(e.get('num_classes'))} | {_fmt(o.get('num_train'))} | {_fmt(e.get('num_train'))} |"
+            )
     if not rows:
         return ""
     head = (
@@ -176,7 +178,11 @@ def write_benchmark_docs(out_dir: str | Path, version: str | None = None) -> Pat
         fig, ax = plt.subplots(figsize=(7, 3.2))
         lo = min(x.min() for _, x in items)
         hi = max(x.max() for _, x in items)
-        bins = np.logspace(np.log10(max(lo, 1)), np.log10(hi + 1), 40) if hi / max(lo, 1) > 20 else np.linspace(lo, hi + 1, 40)
+        bins = (
+            np.logspace(np.log10(max(lo, 1)), np.log10(hi + 1), 40)
+            if hi / max(lo, 1) > 20
+            else np.linspace(lo, hi + 1, 40)
+        )
         for name, x in items:
             ax.hist(x, bins=bins, histtype="step", label=f"{name} (C={len(x):,})")
         if hi / max(lo, 1) > 20:

@@ -30,8 +30,19 @@ from .paths import INDEX_NAME, SPLITS_DIR, index_path, splits_root
 from .versioning import version_key
 
 __all__ = [
-    "DEFAULT_HUB_REPO", "INDEX_FORMAT", "INDEX_NAME", "SPLITS_DIR", "content_sha256", "index_path", "read_arrow",
-    "latest_version", "read_index", "read_table", "verify_file", "versions", "write_table",
+    "DEFAULT_HUB_REPO",
+    "INDEX_FORMAT",
+    "INDEX_NAME",
+    "SPLITS_DIR",
+    "content_sha256",
+    "index_path",
+    "read_arrow",
+    "latest_version",
+    "read_index",
+    "read_table",
+    "verify_file",
+    "versions",
+    "write_table",
 ]
 
 
@@ -113,10 +124,14 @@ def verify_file(relpath: str, root: Path | None = None) -> Path:
     if entry is None:
         raise ChecksumError(f"manifest {relpath}: expected an entry in {index_path(root)}, found none")
     if not path.is_file():
-        raise ChecksumError(f"manifest {relpath}: expected the file at {path}, found none (reinstall the package or run `in21k-bench download`)")
+        raise ChecksumError(
+            f"manifest {relpath}: expected the file at {path}, found none (reinstall the package or run `in21k-bench download`)"
+        )
     size = path.stat().st_size
     if size != entry.size:
-        raise ChecksumError(f"manifest {relpath}: expected {entry.size} bytes (index), found {size}; the file was altered")
+        raise ChecksumError(
+            f"manifest {relpath}: expected {entry.size} bytes (index), found {size}; the file was altered"
+        )
     got = sha256_file(path)
     if got != entry.sha256:
         raise ChecksumError(
@@ -133,5 +148,3 @@ def read_arrow(relpath: str, root: Path | None = None) -> pa.Table:
 def read_table(relpath: str, root: Path | None = None) -> pd.DataFrame:
     """Read a checksummed manifest table as a DataFrame."""
     return read_arrow(relpath, root).to_pandas()
-
-

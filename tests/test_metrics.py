@@ -405,7 +405,9 @@ def test_temi_overcluster_against_brute_force(seed):
     K = int(rng.integers(C + 1, 7))
     n = int(rng.integers(1, 25))
     labels = rng.integers(0, C, n)
-    top1 = rng.integers(0, K, n) if seed % 2 else np.where(rng.random(n) < 0.6, labels * (K // C), rng.integers(0, K, n))
+    top1 = (
+        rng.integers(0, K, n) if seed % 2 else np.where(rng.random(n) < 0.6, labels * (K // C), rng.integers(0, K, n))
+    )
     acc_bf, temi_bf = _brute_temi(labels, top1, C, K)
     t = M.contingency(labels, top1, C, K)
     assert M.max_agreement_matching(t).agreements / n == pytest.approx(acc_bf)
@@ -469,7 +471,11 @@ def test_temi_overcluster_only_for_k_above_c_and_tie_break_is_deterministic():
         dense.add(round(_temi_rule_with_dense_solver(labels, p) * 12))
     assert dense == {9, 10}  # a dense solver's choice, and with it the number, depends on the cluster order
     r = evaluate_arrays(top1, labels, num_clusters=3)
-    assert (r.acc, r.acc_temi_overcluster, r.majority_acc) == (pytest.approx(7 / 12), pytest.approx(10 / 12), pytest.approx(10 / 12))
+    assert (r.acc, r.acc_temi_overcluster, r.majority_acc) == (
+        pytest.approx(7 / 12),
+        pytest.approx(10 / 12),
+        pytest.approx(10 / 12),
+    )
 
 
 def test_temi_overcluster_falls_back_to_the_solver_tie_break_beyond_exact_floats(monkeypatch):

@@ -95,7 +95,12 @@ def _same_blobs(path: Path) -> list[str]:
     size, sha = path.stat().st_size, sha256_file(path)
     out = []
     for blob in (storage / "blobs").glob("*"):
-        if blob.is_file() and not blob.name.endswith(".incomplete") and blob.stat().st_size == size and sha256_file(blob) == sha:
+        if (
+            blob.is_file()
+            and not blob.name.endswith(".incomplete")
+            and blob.stat().st_size == size
+            and sha256_file(blob) == sha
+        ):
             out.append(str(blob))
     return out
 
@@ -135,7 +140,11 @@ def index_disagreement(hub_index: Any, ours: Mapping[str, Any], version: str, na
         if not isinstance(their_benches, dict) or not isinstance(their_files, dict):
             raise TypeError
     except (KeyError, TypeError):
-        found = sorted(hub_index.get("versions", {})) if isinstance(hub_index, dict) and isinstance(hub_index.get("versions"), dict) else []
+        found = (
+            sorted(hub_index.get("versions", {}))
+            if isinstance(hub_index, dict) and isinstance(hub_index.get("versions"), dict)
+            else []
+        )
         return f"{label}: expected version {version} in the hub's index, found versions {found or 'none'}"
     our_benches, our_files = ours.get("benchmarks", {}), ours.get("files", {})
     names = sorted(set(our_benches) | set(their_benches), key=lambda n: (n != name, n))

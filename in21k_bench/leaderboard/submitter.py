@@ -47,7 +47,9 @@ def make_submission(
     per_run = [scoring.result_metrics(r) for r in results]
     names = [m for m in METRICS if all(m in pr for pr in per_run)]
     if RANK_METRIC not in names:
-        raise InvalidSubmissionError(f"submit: expected the evaluator to report {RANK_METRIC!r}, found {sorted(per_run[0])}")
+        raise InvalidSubmissionError(
+            f"submit: expected the evaluator to report {RANK_METRIC!r}, found {sorted(per_run[0])}"
+        )
     metrics = {m: MetricStat.from_runs([pr[m] for pr in per_run]) for m in names}
     shas = [str(r.predictions_sha256) for r in results]
     if len(set(shas)) != len(shas):
@@ -186,4 +188,3 @@ def _copy_runs(paths: Sequence[Path], dests: Sequence[Path]) -> list[Path]:
                 shutil.copyfileobj(fin, fout, 1 << 20)
         done.append(dst)
     return done
-
