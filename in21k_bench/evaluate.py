@@ -97,7 +97,8 @@ def evaluate(
     given = [n for n, v in (("benchmark", benchmark), ("labels", labels), ("features", features)) if v is not None]
     if len(given) != 1:
         raise InvalidInputError(
-            f"evaluate: expected exactly one of --benchmark / --labels / --features, found {' and '.join(given) if given else 'none'}"
+            "evaluate: expected exactly one of --benchmark / --labels / --features, found "
+            f"{' and '.join(given) if given else 'none'}"
         )
     if benchmark is not None:
         target = _benchmark_target(benchmark, version, sample_ids)
@@ -183,7 +184,10 @@ def _benchmark_target(benchmark, version, sample_ids) -> _Target:
             check_id_classes(got, np.repeat(sc["wnid"].to_numpy(dtype=str), sc["num_val"].to_numpy()), what)
         return got
 
-    hint = "materialize the benchmark or pass sample_ids= / --val-ids (e.g. the val/index.parquet of a feature store); or submit a .npy in canonical order"
+    hint = (
+        "materialize the benchmark or pass sample_ids= / --val-ids (e.g. the val/index.parquet of a feature store); "
+        "or submit a .npy in canonical order"
+    )
     return _Target(what, bench.name, bench.version, bench.label_protocol(), f"val samples of {bench.name}", ids, hint)
 
 
@@ -195,7 +199,8 @@ def read_labels(labels, what: str = "labels") -> tuple[np.ndarray, str]:
         path = Path(labels)
         if path.is_dir() or path.suffix.lower() != ".npy":
             raise InvalidInputError(
-                f"{what}: expected a .npy file of integer class labels, found {'a folder' if path.is_dir() else repr(path.name)} (use --features for a feature store)"
+                f"{what}: expected a .npy file of integer class labels, found "
+                f"{'a folder' if path.is_dir() else repr(path.name)} (use --features for a feature store)"
             )
         if not path.exists():
             raise InvalidInputError(f"{what}: expected a .npy file of integer class labels, found nothing at {path}")
@@ -268,7 +273,8 @@ def _features_target(features, sample_ids) -> _Target:
     raw = store.labels
     if raw is None:
         raise InvalidInputError(
-            f"{what}: expected a 'label' column in the store's index.parquet, found none (the store was written without labels; pass --labels LABELS.npy)"
+            f"{what}: expected a 'label' column in the store's index.parquet, found none (the store was written "
+            "without labels; pass --labels LABELS.npy)"
         )
     lab, sha = read_labels(raw, what)
 

@@ -27,7 +27,8 @@ class ImageDataset(Dataset):
     def __init__(self, sample_ids: Sequence[str], paths: Sequence[str], labels: Sequence[int], transform=None):
         if not (len(sample_ids) == len(paths) == len(labels)):
             raise InvalidInputError(
-                f"image dataset: expected as many paths and labels as sample ids ({len(sample_ids)}), found {len(paths)} and {len(labels)}"
+                f"image dataset: expected as many paths and labels as sample ids ({len(sample_ids)}), found "
+                f"{len(paths)} and {len(labels)}"
             )
         self.sample_ids = np.asarray(sample_ids, dtype=object)
         self.paths = [str(p) for p in paths]
@@ -78,6 +79,7 @@ class ImageDataset(Dataset):
                 img = im.convert("RGB")
         except OSError as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
             raise InvalidInputError(
-                f"image folder: expected a readable image at {path}, found {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+                f"image folder: expected a readable image at {path}, found {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]}"
             ) from None
         return (self.transform(img) if self.transform is not None else img), int(self.labels[i])

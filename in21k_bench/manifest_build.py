@@ -74,7 +74,8 @@ def build_all(
             changed = sorted(k for k in set(old_content) | set(new_content) if old_content.get(k) != new_content.get(k))
             raise In21kError(
                 f"build-manifests: version {version} is released and must not change, but the build differs in "
-                f"{len(changed)} file(s) (first: {changed[0]}); build a new version with --version {next_version(version)}"
+                f"{len(changed)} file(s) (first: {changed[0]}); build a new version with --version "
+                f"{next_version(version)}"
             )
     files: dict[str, FileEntry] = {}
     for rel, t in tables.items():

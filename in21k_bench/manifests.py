@@ -125,7 +125,8 @@ def verify_file(relpath: str, root: Path | None = None) -> Path:
         raise ChecksumError(f"manifest {relpath}: expected an entry in {index_path(root)}, found none")
     if not path.is_file():
         raise ChecksumError(
-            f"manifest {relpath}: expected the file at {path}, found none (reinstall the package or run `in21k-bench download`)"
+            f"manifest {relpath}: expected the file at {path}, found none (reinstall the package or run `in21k-bench "
+            "download`)"
         )
     size = path.stat().st_size
     if size != entry.size:
@@ -135,7 +136,8 @@ def verify_file(relpath: str, root: Path | None = None) -> Path:
     got = sha256_file(path)
     if got != entry.sha256:
         raise ChecksumError(
-            f"manifest {relpath}: expected sha256 {entry.sha256[:16]}... (index), found {got[:16]}...; the file was altered"
+            f"manifest {relpath}: expected sha256 {entry.sha256[:16]}... (index), found {got[:16]}...; the file was "
+            "altered"
         )
     return path
 

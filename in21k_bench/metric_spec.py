@@ -113,7 +113,8 @@ METRICS: tuple[MetricSpec, ...] = (
         "TEMI over-cluster ACC",
         leaderboard=False,
         conditional=True,
-        description="K > C only: Hungarian map, then every unmatched cluster takes its majority label (as TEMI's evaluation code)",
+        description="K > C only: Hungarian map, then every unmatched cluster takes its majority label (as TEMI's "
+        "evaluation code)",
     ),
     MetricSpec(
         "ece",
@@ -121,7 +122,8 @@ METRICS: tuple[MetricSpec, ...] = (
         True,
         False,
         "ECE",
-        description=f"expected calibration error, {NUM_ECE_BINS} equal-width bins of max-probability confidence, after f",
+        description=f"expected calibration error, {NUM_ECE_BINS} equal-width bins of max-probability confidence, "
+        "after f",
     ),
 )
 

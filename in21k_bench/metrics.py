@@ -169,7 +169,8 @@ def temi_overcluster_accuracy(table: sp.spmatrix) -> float:
         m = max_agreement_matching(sp.csr_matrix((composite, (coo.row, coo.col)), shape=t.shape))
     else:  # composite costs would not be exact in float64 (far beyond IN-21K val scale): solver's tie-break
         warnings.warn(
-            f"temi_overcluster_accuracy: n = {n:,} samples is too large for the exact tie-break; ties between maximum matchings are broken by the solver",
+            f"temi_overcluster_accuracy: n = {n:,} samples is too large for the exact tie-break; ties between maximum "
+            "matchings are broken by the solver",
             stacklevel=2,
         )
         m = max_agreement_matching(t)
@@ -404,7 +405,8 @@ def compute_metrics(
         raise ValueError("compute_metrics: expected label_sets (N x C) or label_matrix (C x C), found both")
     if label_matrix is not None and (real_protocol or label_matrix.shape != (C, C)):
         raise ValueError(
-            f"compute_metrics: expected a ({C}, {C}) label_matrix outside the ReaL protocol, found shape {label_matrix.shape}"
+            f"compute_metrics: expected a ({C}, {C}) label_matrix outside the ReaL protocol, found shape "
+            f"{label_matrix.shape}"
         )
     if real_protocol:
         if label_sets is None:

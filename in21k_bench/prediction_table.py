@@ -68,7 +68,8 @@ def table_to_arrays(
     dup = pd.Index(ids).duplicated()
     if dup.any():
         raise InvalidInputError(
-            f"{what}: expected each sample_id once, found duplicates (e.g. {ids[np.flatnonzero(dup)[0]]!r}, {int(dup.sum())} in all)"
+            f"{what}: expected each sample_id once, found duplicates (e.g. {ids[np.flatnonzero(dup)[0]]!r}, "
+            f"{int(dup.sum())} in all)"
         )
     exp = pd.Index(np.asarray(expected_ids, dtype=str))
     pos = exp.get_indexer(ids)
@@ -89,7 +90,8 @@ def table_to_arrays(
     if not present.all():
         miss = np.flatnonzero(~present)
         raise InvalidInputError(
-            f"{what}: expected all {len(exp)} val sample ids, found {len(exp) - len(miss)} ({len(miss)} missing, e.g. {exp[miss[0]]!r})"
+            f"{what}: expected all {len(exp)} val sample ids, found {len(exp) - len(miss)} ({len(miss)} missing, e.g. "
+            f"{exp[miss[0]]!r})"
         )
     order = np.empty(len(exp), dtype=np.int64)
     order[pos[keep]] = np.flatnonzero(keep)
@@ -126,7 +128,8 @@ def read_sample_ids(sample_ids, n: int, what: str) -> np.ndarray:
             )
         except Exception as exc:
             raise InvalidInputError(
-                f"{what}: expected a parquet/csv with a 'sample_id' column at {p}, found an unreadable file ({exc.__class__.__name__})"
+                f"{what}: expected a parquet/csv with a 'sample_id' column at {p}, found an unreadable file "
+                f"({exc.__class__.__name__})"
             ) from None
         ids = df["sample_id"].astype(str).to_numpy()
     else:
@@ -147,5 +150,6 @@ def check_id_classes(ids: np.ndarray, expected_class: np.ndarray, what: str) -> 
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
-            f"{what}: expected the val sample ids in canonical order (row {i} in class folder {expected_class[i]}), found {ids[i]!r}"
+            f"{what}: expected the val sample ids in canonical order (row {i} in class folder {expected_class[i]}), "
+            f"found {ids[i]!r}"
         )

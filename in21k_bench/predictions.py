@@ -184,14 +184,16 @@ def open_npy(path: str | os.PathLike, what: str = "predictions") -> np.ndarray:
             need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if size < need:
             raise InvalidInputError(
-                f"{what}: expected {need} bytes for a {dtype} {tuple(shape)} array in {path}, found {size} (truncated file)"
+                f"{what}: expected {need} bytes for a {dtype} {tuple(shape)} array in {path}, found {size} (truncated "
+                "file)"
             )
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except InvalidInputError:
         raise
     except (ValueError, OSError, EOFError) as exc:
         raise InvalidInputError(
-            f"{what}: expected a readable .npy file at {path}, found an unreadable one ({exc.__class__.__name__}: {exc})"
+            f"{what}: expected a readable .npy file at {path}, found an unreadable one ({exc.__class__.__name__}: "
+            f"{exc})"
         ) from None
     if a.dtype.fields is not None or a.dtype.kind not in "biuf":
         raise InvalidInputError(f"{what}: expected a numeric .npy array in {path}, found dtype {a.dtype}")
@@ -263,7 +265,8 @@ def read_prediction_folder(folder: str | os.PathLike, what: str = "predictions")
                 raise InvalidInputError(f"{what}: expected {name} in {folder} (listed in its run record), found none")
             if want and shas[name] != want:
                 raise InvalidInputError(
-                    f"{what}: expected {name} with the sha256 in its run record ({want[:12]}...), found {shas[name][:12]}... (file changed after the run)"
+                    f"{what}: expected {name} with the sha256 in its run record ({want[:12]}...), found "
+                    f"{shas[name][:12]}... (file changed after the run)"
                 )
     arrays = PredictionArrays()
     for name in present:
@@ -314,7 +317,8 @@ def load_predictions(
         except Exception as exc:  # pyarrow / pandas raise many types for corrupt files
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise InvalidInputError(
-                f"{what}: expected a readable {suffix} table at {path}, found an unreadable file ({exc.__class__.__name__}: {first})"
+                f"{what}: expected a readable {suffix} table at {path}, found an unreadable file "
+                f"({exc.__class__.__name__}: {first})"
             ) from None
         return PredictionTable(df, path), sha256_file(path)
     raise InvalidInputError(f"{what}: expected a .npy, .parquet or .csv file or a folder, found {path.name!r}")

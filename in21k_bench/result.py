@@ -66,13 +66,15 @@ class _ResultMethods(BaseModel):
         head = f"benchmark {self.benchmark} {self.version or ''}".rstrip()
         lines = [
             head,
-            f"  samples {self.n:,}   clusters K={self.num_clusters:,}   classes C={self.num_classes:,}   ranked k={self.k}   matching {self.matching}",
+            f"  samples {self.n:,}   clusters K={self.num_clusters:,}   classes C={self.num_classes:,}   ranked "
+            f"k={self.k}   matching {self.matching}",
         ]
         if self.labels_source:
             lines.append(f"  labels {self.labels_source}")
         if real:
             lines.append(
-                f"  ReaL protocol: {self.num_draws} label draws (seeds 0..{self.num_draws - 1}), mean +- std; {self.excluded} images with an empty ReaL set excluded"
+                f"  ReaL protocol: {self.num_draws} label draws (seeds 0..{self.num_draws - 1}), mean +- std; "
+                f"{self.excluded} images with an empty ReaL set excluded"
             )
         for spec in METRICS:
             v = getattr(self, spec.key)
@@ -107,7 +109,8 @@ def _fields() -> dict:
             Optional[int],
             Field(
                 None,
-                description="ReaL protocol: label draws (seeds 0..num_draws-1); metrics are means, *_std population std",
+                description="ReaL protocol: label draws (seeds 0..num_draws-1); metrics are means, "
+                "*_std population std",
             ),
         ),
         excluded=(

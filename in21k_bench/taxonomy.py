@@ -145,7 +145,8 @@ class Taxonomy:
         """Per class: node index of its direct WordNet hypernym (-1 for none). Needs a v2 taxonomy."""
         if self.hypernym is None:
             raise In21kError(
-                f"taxonomy {self.version}: expected a taxonomy with direct hypernyms (v2 or later), found version {self.version}"
+                f"taxonomy {self.version}: expected a taxonomy with direct hypernyms (v2 or later), found version "
+                f"{self.version}"
             )
         return np.array([self._node_index[h] if h else -1 for h in self.hypernym], dtype=np.int64)
 

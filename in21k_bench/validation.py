@@ -81,11 +81,13 @@ def as_numeric_array(x, what: str, name: str) -> np.ndarray:
             a = np.asarray(x)
         except Exception as exc:  # ragged lists etc.
             raise InvalidInputError(
-                f"{what}: expected {name} as a numeric array, found {type(x).__name__} that numpy cannot convert ({exc.__class__.__name__})"
+                f"{what}: expected {name} as a numeric array, found {type(x).__name__} that numpy cannot convert "
+                f"({exc.__class__.__name__})"
             ) from None
     if a.dtype.hasobject or a.dtype.fields is not None or a.dtype.kind not in "biuf":
         raise InvalidInputError(
-            f"{what}: expected {name} as a numeric array, found {a.dtype} dtype (object, string or structured arrays are not accepted)"
+            f"{what}: expected {name} as a numeric array, found {a.dtype} dtype (object, string or structured arrays "
+            "are not accepted)"
         )
     return a
 
@@ -96,10 +98,12 @@ def _check_ids(a: np.ndarray, what: str, name: str, num_clusters: int | None) ->
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
             raise InvalidInputError(
-                f"{what}: expected integer cluster ids in {name}, found float {a.dtype} with NaN/inf (probabilities must be 2-d (N, K))"
+                f"{what}: expected integer cluster ids in {name}, found float {a.dtype} with NaN/inf (probabilities "
+                "must be 2-d (N, K))"
             )
         raise InvalidInputError(
-            f"{what}: expected integer cluster ids in {name}, found float {a.dtype} (cast to int; probabilities must be 2-d (N, K))"
+            f"{what}: expected integer cluster ids in {name}, found float {a.dtype} (cast to int; probabilities must "
+            "be 2-d (N, K))"
         )
     a = np.asarray(a)
     if a.size and a.min() < 0:
@@ -141,7 +145,8 @@ def _reduce_probs(
         if off.any():
             i = int(np.flatnonzero(off)[0])
             raise InvalidInputError(
-                f"{what}: expected probability rows summing to 1 (tolerance {tol:g}), found sum {sums[i]:.6g} (row {s + i})"
+                f"{what}: expected probability rows summing to 1 (tolerance {tol:g}), found sum {sums[i]:.6g} (row "
+                f"{s + i})"
             )
         part = (
             np.argpartition(-block, k - 1, axis=1)[:, :k] if k < K else np.broadcast_to(np.arange(K), (e - s, K)).copy()
@@ -240,7 +245,8 @@ def validate_predictions(
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
             raise InvalidInputError(
-                f"{what}: expected distinct clusters in every top-k row, found duplicates in row {i}: {topk[i].tolist()}"
+                f"{what}: expected distinct clusters in every top-k row, found duplicates in row {i}: "
+                f"{topk[i].tolist()}"
             )
     if "top1" in arrays:
         top1 = _check_ids(arrays["top1"], what, "top1", num_clusters if num_clusters is not None else probs_k)
@@ -272,7 +278,8 @@ def validate_predictions(
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise InvalidInputError(
-                    f"{what}: expected the top-1 cluster to have the largest probability, found p={pg[i]:.4g} < max {conf[i]:.4g} (row {i})"
+                    f"{what}: expected the top-1 cluster to have the largest probability, found p={pg[i]:.4g} < max "
+                    f"{conf[i]:.4g} (row {i})"
                 )
         if topk is None:
             topk = _put_first(ptopk, top1)
@@ -280,7 +287,8 @@ def validate_predictions(
         c = arrays["confidence"]
         if c.dtype.kind != "f" or not np.isfinite(c).all() or c.min() < 0 or c.max() > 1:
             raise InvalidInputError(
-                f"{what}: expected confidence as finite floats in [0, 1], found {_kind(c)} with range [{float(np.nanmin(c)) if c.size else 0:.3g}, {float(np.nanmax(c)) if c.size else 0:.3g}]"
+                f"{what}: expected confidence as finite floats in [0, 1], found {_kind(c)} with range "
+                f"[{float(np.nanmin(c)) if c.size else 0:.3g}, {float(np.nanmax(c)) if c.size else 0:.3g}]"
             )
         if conf is not None:
             raise InvalidInputError(f"{what}: expected either probabilities or confidence, found both")

@@ -478,7 +478,8 @@ def test_fileio_output_checks(fx, tmp_path):
         ("a\nb  c", "a b c"),
         (
             "Caught InvalidInputError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-            '  File "x.py", line 1, in f\n    g()\nin21k_bench.errors.InvalidInputError: image folder: expected a readable image at /a.jpg, found X\n',
+            '  File "x.py", line 1, in f\n    g()\nin21k_bench.errors.InvalidInputError: image folder: expected a '
+            "readable image at /a.jpg, found X\n",
             "image folder: expected a readable image at /a.jpg, found X",
         ),
     ],

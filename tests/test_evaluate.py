@@ -448,9 +448,9 @@ def test_hierarchy_evaluate_equals_per_sample_sets_path():
     # parent label = the deepest other member of the label's set (sets are ancestor chains)
     size = np.diff(A.indptr)
     par = np.full(C, -1)
-    for l in np.flatnonzero(size > 1):
-        anc = [m for m in A.indices[A.indptr[l] : A.indptr[l + 1]] if m != l]
-        par[l] = max(anc, key=lambda m: size[m])
+    for lab in np.flatnonzero(size > 1):
+        anc = [m for m in A.indices[A.indptr[lab] : A.indptr[lab + 1]] if m != lab]
+        par[lab] = max(anc, key=lambda m: size[m])
     rng = np.random.default_rng(2)
     lab2clu = rng.permutation(C)
     pred = labels.copy()

@@ -64,12 +64,14 @@ def _extra_benchmark(idx, folder):
 ATTACKS = {
     "swap-tiny-for-small": (
         _swap,
-        r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found \[v1/small/",
+        r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found "
+        r"\[v1/small/",
     ),
     "renamed-file": (_rename, r"benchmark 'tiny' \(v1\): expected files .*labels-renamed.parquet"),
     "extra-file": (
         _extra_file,
-        r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found .*v1/small/labels.parquet",
+        r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found "
+        r".*v1/small/labels.parquet",
     ),
     "unknown-version": (
         _unknown_version,

@@ -38,7 +38,8 @@ def read_relabels(path: str | Path, taxonomy, what: str) -> pd.DataFrame:
         raise
     except Exception as exc:  # noqa: BLE001
         raise InvalidInputError(
-            f"{what}: expected a parquet file with columns {', '.join(cols)} at {path}, found {type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+            f"{what}: expected a parquet file with columns {', '.join(cols)} at {path}, found {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:120]}"
         ) from None
     for col in cols:
         if not df[col].map(lambda v: isinstance(v, str)).all():
@@ -55,11 +56,13 @@ def read_relabels(path: str | Path, taxonomy, what: str) -> pd.DataFrame:
     split = df["sample_id"].str.split("/", n=1).str[0]
     if not split.isin(["train", "val"]).all():
         raise InvalidInputError(
-            f"{what}: expected sample ids starting with train/ or val/ in {path}, found {df['sample_id'][~split.isin(['train', 'val'])].iloc[0]!r}"
+            f"{what}: expected sample ids starting with train/ or val/ in {path}, found "
+            f"{df['sample_id'][~split.isin(['train', 'val'])].iloc[0]!r}"
         )
     if df["sample_id"].duplicated().any():
         raise InvalidInputError(
-            f"{what}: expected unique sample ids in {path}, found duplicates such as {df['sample_id'][df['sample_id'].duplicated()].iloc[0]!r}"
+            f"{what}: expected unique sample ids in {path}, found duplicates such as "
+            f"{df['sample_id'][df['sample_id'].duplicated()].iloc[0]!r}"
         )
     df["split"] = split
     return df

@@ -37,7 +37,8 @@ from ..versioning import version_key
 
 VAL_IMAGES_PER_CLASS = 50  # the winter21 release moved the first 50 files of each class to val
 TRAIN_COUNT_NOTE = {
-    "train_count": "estimate: fall11 ReleaseStatus numImages - 50 (no per-class winter21 listing exists); recount with Benchmark.materialize(root)"
+    "train_count": "estimate: fall11 ReleaseStatus numImages - 50 (no per-class winter21 listing exists); recount with "
+    "Benchmark.materialize(root)"
 }
 
 
@@ -104,7 +105,8 @@ def _node_tables(sources, wnids: list[str], depth: np.ndarray) -> tuple[dict[str
         metadata={
             "in21k_bench": json.dumps(
                 {
-                    "synsets": "WordNet synsets that are the direct hypernym (last line of wordnet.is_a.txt) of a class without being a class",
+                    "synsets": "WordNet synsets that are the direct hypernym (last line of wordnet.is_a.txt) of a "
+                    "class without being a class",
                     "depth": "number of classes on the hypernym chain above the synset (the MIIL depth it would have)",
                 }
             )
@@ -133,7 +135,8 @@ def build_taxonomy_tables(sources, version: str = "v1") -> dict[str, pa.Table]:
     mismatch = int((rebuilt != parent).sum())
     if mismatch:
         raise SourcesError(
-            f"raw sources: expected the MIIL tree to equal the one rebuilt from wordnet.is_a.txt, found {mismatch} differing parents"
+            f"raw sources: expected the MIIL tree to equal the one rebuilt from wordnet.is_a.txt, found {mismatch} "
+            "differing parents"
         )
     depth = np.array([len(p) - 1 for p in paths], dtype=np.int16)
 
@@ -146,7 +149,8 @@ def build_taxonomy_tables(sources, version: str = "v1") -> dict[str, pa.Table]:
     missing = [w for w in wnids if w not in num_images]
     if missing:
         raise SourcesError(
-            f"raw sources: expected numImages for every winter21 class in ReleaseStatus.xml, found none for {missing[:3]}"
+            "raw sources: expected numImages for every winter21 class in ReleaseStatus.xml, found none for "
+            f"{missing[:3]}"
         )
     fall11 = np.array([num_images[w] for w in wnids], dtype=np.int64)
 

@@ -51,7 +51,8 @@ def list_cmd(
     for r in rows:
         fmt = lambda v: "-" if v is None else f"{v:,}"  # noqa: E731
         print(
-            f"{r['name']:<16} {r['version']:<7} {r['family']:<12} {r['status']:<12} {fmt(r['num_classes']):>7} {fmt(r['num_train']):>11} {fmt(r['num_val']):>8}"
+            f"{r['name']:<16} {r['version']:<7} {r['family']:<12} {r['status']:<12} {fmt(r['num_classes']):>7} "
+            f"{fmt(r['num_train']):>11} {fmt(r['num_val']):>8}"
         )
 
 

@@ -18,7 +18,8 @@ from ._apps import app
 def evaluate_cmd(
     preds: Path = typer.Argument(
         ...,
-        help="Predictions: .npy (N,) top-1 / (N, k) ranked / (N, K) probabilities, .parquet/.csv with sample_id, or a folder with top1.npy / top5.npy / probs.npy.",
+        help="Predictions: .npy (N,) top-1 / (N, k) ranked / (N, K) probabilities, .parquet/.csv with sample_id, or a "
+        "folder with top1.npy / top5.npy / probs.npy.",
     ),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark name, e.g. in21k, real1k."),
     labels: Optional[Path] = typer.Option(
@@ -43,7 +44,8 @@ def evaluate_cmd(
     val_ids: Optional[Path] = typer.Option(
         None,
         "--val-ids",
-        help="Canonical val sample ids (parquet/csv with sample_id) for id-keyed tables on IN-21K benchmarks or with --labels.",
+        help="Canonical val sample ids (parquet/csv with sample_id) for id-keyed tables on IN-21K benchmarks or with "
+        "--labels.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     plots: Optional[Path] = typer.Option(

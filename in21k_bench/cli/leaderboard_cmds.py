@@ -45,13 +45,15 @@ def submit_cmd(
     copy_predictions: bool = typer.Option(
         False,
         "--copy-predictions",
-        help="Copy the prediction files beside the entry (submissions/<benchmark>/<slug>/) so `leaderboard check` can re-score them.",
+        help="Copy the prediction files beside the entry (submissions/<benchmark>/<slug>/) so `leaderboard check` can "
+        "re-score them.",
     ),
     prediction_urls: List[str] = typer.Option(
         [],
         "--predictions-url",
         metavar="URL",
-        help="Where each run's file is published (repeat once per run, in order): https://... or hf://datasets/ORG/NAME@REV/PATH; `check --fetch` downloads them.",
+        help="Where each run's file is published (repeat once per run, in order): https://... or "
+        "hf://datasets/ORG/NAME@REV/PATH; `check --fetch` downloads them.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
@@ -86,8 +88,8 @@ def submit_cmd(
         outside = [p for p in preds if not Path(p).resolve().is_relative_to(repo)]
         if outside:
             print(
-                f"note: {len(outside)} prediction file(s) are outside {repo}; `leaderboard check` elsewhere cannot re-score "
-                "them and will refuse the entry: use --copy-predictions or --predictions-url",
+                f"note: {len(outside)} prediction file(s) are outside {repo}; `leaderboard check` elsewhere cannot "
+                "re-score them and will refuse the entry: use --copy-predictions or --predictions-url",
                 file=sys.stderr,
             )
     if json_out:
@@ -136,7 +138,8 @@ def check_cmd(
     downgrade: bool = typer.Option(
         False,
         "--downgrade",
-        help="First mark 'unchecked' every verified entry whose prediction files are missing (rewrites them; rebuild the page after).",
+        help="First mark 'unchecked' every verified entry whose prediction files are missing (rewrites them; rebuild "
+        "the page after).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print {ok, problems, counts} as JSON."),
 ) -> None:

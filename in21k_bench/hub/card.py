@@ -101,7 +101,8 @@ def render_card(
         "## Layout",
         "",
         "- `splits/index.json`, `splits/<version>/<benchmark>/*.parquet`: the manifests (same files as the package)",
-        "- `relabels/<version>/<p-hzr|leaf-hzr>.parquet`: sample-level relabel files (sample_id, original_wnid, refined_wnid)",
+        "- `relabels/<version>/<p-hzr|leaf-hzr>.parquet`: sample-level relabel files (sample_id, original_wnid, "
+        "refined_wnid)",
         "- `scores/<version>/<clip|dinov2|sup>.parquet`: per-class linear-probe scores (wnid, score)",
         "- `features/<backbone>/<train|val>/`: feature stores (`meta.json`, `index.parquet`, `shard-*.npy`, float16)",
         f"- `{CHECKSUMS_NAME}`: sha256 and size of every file; the package verifies each download against it",

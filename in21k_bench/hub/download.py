@@ -91,7 +91,8 @@ def download_files(
             continue
         if os.path.abspath(local) != os.path.abspath(root / rel):
             raise HubError(
-                f"hub: expected {rel} in the snapshot {root}, found it in another one (the revision {rev!r} moved during the download); run again"
+                f"hub: expected {rel} in the snapshot {root}, found it in another one (the revision {rev!r} moved "
+                "during the download); run again"
             )
     if missing:
         extra = f" (and {len(missing) - 1} more missing file(s) of the same revision)" if len(missing) > 1 else ""
@@ -164,7 +165,8 @@ def _expected_extra(src: Source, version: str, path: str, cache: dict) -> tuple[
     entry = cache["files"].get(path)
     if entry is None:
         raise HubError(
-            f"hub: expected {path} in {CHECKSUMS_NAME} of {src.where()}, found no entry (not published at this revision)"
+            f"hub: expected {path} in {CHECKSUMS_NAME} of {src.where()}, found no entry (not published at this "
+            "revision)"
         )
     return entry, f"sha256 from {CHECKSUMS_NAME} at {src.revision}"
 

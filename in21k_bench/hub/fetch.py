@@ -81,9 +81,9 @@ def endpoint_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT) -> str | N
 
 def _missing(src: Source, path: str, why: str) -> HubOfflineError:
     return HubOfflineError(
-        f"hub: expected {path} of {src.where()} in the hub cache {cache_dir_display(src.cache_dir)}, found none and {why}; "
-        f"on a connected machine run `{src.fetch_hint}` and copy its hub cache here (or point HF_HUB_CACHE at a copy), "
-        "or set HF_ENDPOINT to a reachable mirror; HF_HUB_OFFLINE=1 skips the network"
+        f"hub: expected {path} of {src.where()} in the hub cache {cache_dir_display(src.cache_dir)}, found none and "
+        f"{why}; on a connected machine run `{src.fetch_hint}` and copy its hub cache here (or point HF_HUB_CACHE at a "
+        "copy), or set HF_ENDPOINT to a reachable mirror; HF_HUB_OFFLINE=1 skips the network"
     )
 
 
@@ -143,7 +143,8 @@ def fetch_raw(src: Source, path: str) -> Path:
     except transport_errors() as exc:  # the transfer failed after the client's own retries
         first = (str(exc).splitlines() or [""])[0][:160]
         raise HubError(
-            f"hub: expected to download {path} from {src.where()}, found {type(exc).__name__}: {first}; run the command again to resume"
+            f"hub: expected to download {path} from {src.where()}, found {type(exc).__name__}: {first}; run the "
+            "command again to resume"
         ) from None
     src.fetched.append(path)
     return Path(local)

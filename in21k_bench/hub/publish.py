@@ -108,7 +108,8 @@ def collect_publish_files(
     index = ManifestIndex.load(root)
     if not index.has_version(version):
         raise UnknownBenchmarkError(
-            f"publish: expected a version built in {index.path} ({', '.join(index.versions()) or 'none'}), found {version!r}"
+            f"publish: expected a version built in {index.path} ({', '.join(index.versions()) or 'none'}), found "
+            f"{version!r}"
         )
     files: dict[str, Path] = {f"{SPLITS_PREFIX}/index.json": index.path}
     for rel in index.files(version):
@@ -122,7 +123,8 @@ def collect_publish_files(
                 found = True
         if not found:
             raise InvalidInputError(
-                f"publish: expected {' or '.join(m + '.parquet' for m in RELABEL_MODES)} in {relabels_dir}, found neither"
+                f"publish: expected {' or '.join(m + '.parquet' for m in RELABEL_MODES)} in {relabels_dir}, found "
+                "neither"
             )
     if scores_dir is not None:
         found = False
@@ -135,7 +137,8 @@ def collect_publish_files(
                     break
         if not found:
             raise InvalidInputError(
-                f"publish: expected <model>.parquet or scores-<model>.parquet ({', '.join(SCORE_MODELS)}) in {scores_dir}, found none"
+                f"publish: expected <model>.parquet or scores-<model>.parquet ({', '.join(SCORE_MODELS)}) in "
+                f"{scores_dir}, found none"
             )
     if features_dir is not None:
         files.update(_collect_features(Path(features_dir)))
@@ -156,8 +159,8 @@ def released_tags(api, repo_id: str) -> dict[str, str]:
 def check_not_released(tags: Mapping[str, str], repo_id: str, version: str) -> None:
     if version in tags:
         raise ReleasedVersionError(
-            f"publish: expected version {version} to be unreleased on {repo_id}, found tag {version} at {tags[version]}; "
-            "a released version never changes -- build and publish a new version"
+            f"publish: expected version {version} to be unreleased on {repo_id}, found tag {version} at "
+            f"{tags[version]}; a released version never changes -- build and publish a new version"
         )
 
 
@@ -221,11 +224,13 @@ def publish(
     pinned = idx_hub.revisions.get(version)
     if pinned and idx_hub.repo_id == repo_id:
         raise ReleasedVersionError(
-            f"publish: expected version {version} to be unreleased, found it pinned to {repo_id}@{pinned} in the index; a released version never changes"
+            f"publish: expected version {version} to be unreleased, found it pinned to {repo_id}@{pinned} in the "
+            "index; a released version never changes"
         )
     if offline() and not dry_run:
         raise HubError(
-            "publish: expected network access to the hub, found offline mode on (HF_HUB_OFFLINE=1); use --dry-run to check"
+            "publish: expected network access to the hub, found offline mode on (HF_HUB_OFFLINE=1); use --dry-run to "
+            "check"
         )
     api = api or HfApi(token=token)
     tags: dict[str, str] = {}
@@ -286,7 +291,8 @@ def publish(
                 f"publish: expected to create tag {version} on {repo_id}, found it exists (HTTP 409)"
             ) from None
         raise HubError(
-            f"publish: expected the hub to accept the upload to {repo_id}, found HTTP {status}: {str(exc).splitlines()[0][:160]}"
+            f"publish: expected the hub to accept the upload to {repo_id}, found HTTP {status}: "
+            f"{str(exc).splitlines()[0][:160]}"
         ) from None
     plan.commit = commit
     if record:

@@ -155,7 +155,10 @@ def index_disagreement(hub_index: Any, ours: Mapping[str, Any], version: str, na
         if other_files != mine:
             which = f"benchmark {bench!r} ({version})" + (f", read for {name!r}" if name and bench != name else "")
             if bench not in our_benches:
-                return f"{which}: expected no such benchmark (the package index does not list it), found it in the hub's index"
+                return (
+                    f"{which}: expected no such benchmark (the package index does not list it), found it in the "
+                    "hub's index"
+                )
             if other_files is None:
                 return f"{which}: expected files {_short(mine)}, found no entry in the hub's index"
             return f"{which}: expected files {_short(mine)}, found {_short(other_files)} in the hub's index"
@@ -165,7 +168,10 @@ def index_disagreement(hub_index: Any, ours: Mapping[str, Any], version: str, na
             owner = next((n for n in names if rel in (our_benches.get(n) or {}).get("files", [])), None) or name
             which = f"benchmark {owner!r} ({version})" if owner else label
             if a is None:
-                return f"{which}: expected no file {rel} (the package index does not list it), found one in the hub's index"
+                return (
+                    f"{which}: expected no file {rel} (the package index does not list it), found one in the hub's "
+                    "index"
+                )
             found = str(b.get("sha256"))[:16] + "..." if isinstance(b, dict) else "no entry"
             return f"{which}: expected {rel} with sha256 {a['sha256'][:16]}..., found {found} in the hub's index"
     return None

@@ -18,7 +18,8 @@ in [-1, 1]. Published numbers given in % are divided by 100 when recorded. The R
 page display accuracies in %.
 
 Modules, by capability: :mod:`.schema` (records, metric names), :mod:`.store` (files),
-:mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.predictions`: where prediction files are, fetching remote ones), :mod:`.render` (README and page),
+:mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.predictions`: where prediction files are,
+fetching remote ones), :mod:`.render` (README and page),
 :mod:`.seed` (the paper's numbers, from ``in21k_bench/data/paper_reported.csv``).
 """
 

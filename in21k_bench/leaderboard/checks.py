@@ -44,7 +44,10 @@ class CheckReport:
         return not self.problems
 
     def summary(self) -> str:
-        text = f"{self.submissions} submissions; re-scored {self.rescored} of {self.verified} verified entries ({self.rescored_runs} runs)"
+        text = (
+            f"{self.submissions} submissions; re-scored {self.rescored} of {self.verified} verified entries "
+            f"({self.rescored_runs} runs)"
+        )
         if self.remote_not_fetched:
             text += f"; {self.remote_not_fetched} with remote predictions not fetched (run with --fetch)"
         return text
@@ -75,7 +78,8 @@ def _rescore_run(sub, i, found, rel, max_prediction_bytes) -> list[str]:
     sha = str(getattr(result, "predictions_sha256", ""))
     if sha != sub.predictions_sha256[i]:
         return [
-            f"{rel}: run {i + 1} prediction file {found} expected sha256 {sub.predictions_sha256[i][:12]}..., found {sha[:12]}..."
+            f"{rel}: run {i + 1} prediction file {found} expected sha256 {sub.predictions_sha256[i][:12]}..., found "
+            f"{sha[:12]}..."
         ]
     fresh = scoring.result_metrics(result)
     problems = []
@@ -232,7 +236,8 @@ def run_checks(
         ):
             if not target.is_file() or target.read_text(encoding="utf-8") != text:
                 report.problems.append(
-                    f"{target}: expected the rendering of the submissions, found it out of date (run `in21k-bench leaderboard build`)"
+                    f"{target}: expected the rendering of the submissions, found it out of date (run `in21k-bench "
+                    "leaderboard build`)"
                 )
     return report
 

@@ -114,7 +114,8 @@ def render_markdown(subs: Sequence[Submission]) -> str:
         "**unchecked** entries were scored by `submit` but their prediction files are not available, so nobody "
         "can re-score them; **reported** entries copy published numbers (source given). "
         "`UB` marks supervised upper bounds (linear probe on the same features), listed after the clustering methods. "
-        "Interactive version: [site/index.html](site/index.html). How to submit: [docs/leaderboard.md](../docs/leaderboard.md).",
+        "Interactive version: [site/index.html](site/index.html). How to submit: "
+        "[docs/leaderboard.md](../docs/leaderboard.md).",
         "",
     ]
     groups = _grouped(subs)
@@ -163,7 +164,7 @@ def page_data(subs: Sequence[Submission]) -> dict[str, Any]:
     order = benchmark_order()
     fam = dict(order)
     entries = []
-    for bench, version, family, group in _grouped(subs):
+    for _bench, _version, family, group in _grouped(subs):
         for e in group:
             entries.append(
                 {

@@ -124,8 +124,8 @@ class Submission(BaseModel):
     predictions: list[str] = Field(default_factory=list, description="Where each run's prediction file was (optional).")
     metrics: dict[str, MetricStat]
     status: Literal["verified", "unchecked", "reported"] = Field(
-        description="verified: scored by submit, prediction files available for re-scoring; unchecked: scored by submit, "
-        "prediction files not available (shown apart); reported: published numbers."
+        description="verified: scored by submit, prediction files available for re-scoring; unchecked: scored by "
+        "submit, prediction files not available (shown apart); reported: published numbers."
     )
     supervised: bool = Field(False, description="True for supervised upper bounds (linear probe); ranked apart.")
     source: str | None = Field(None, description="Citation of a reported entry (table, paper).")
@@ -176,12 +176,14 @@ class Submission(BaseModel):
         if self.status in ("verified", "unchecked"):
             if len(self.predictions_sha256) != self.num_runs:
                 raise ValueError(
-                    f"{self.status} entry: expected one predictions_sha256 per run ({self.num_runs}), found {len(self.predictions_sha256)}"
+                    f"{self.status} entry: expected one predictions_sha256 per run ({self.num_runs}), found "
+                    f"{len(self.predictions_sha256)}"
                 )
             for name, stat in self.metrics.items():
                 if len(stat.runs) != self.num_runs:
                     raise ValueError(
-                        f"{self.status} entry: metric {name} expected {self.num_runs} per-run values, found {len(stat.runs)}"
+                        f"{self.status} entry: metric {name} expected {self.num_runs} per-run values, found "
+                        f"{len(stat.runs)}"
                     )
             if not self.package_version:
                 raise ValueError(f"{self.status} entry: expected the package_version that evaluated it, found none")

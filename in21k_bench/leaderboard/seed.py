@@ -64,7 +64,8 @@ def read_reported(text: str | None = None) -> list[ReportedNumber]:
             raise In21kError(f"{REPORTED_CSV} line {i}: expected a number in value_pct, found {raw!r}") from None
         if row["metric"] not in METRICS or not row["source"].strip():
             raise In21kError(
-                f"{REPORTED_CSV} line {i}: expected a metric in {list(METRICS)} and a source, found {row['metric']!r} / {row['source']!r}"
+                f"{REPORTED_CSV} line {i}: expected a metric in {list(METRICS)} and a source, found {row['metric']!r} "
+                f"/ {row['source']!r}"
             )
         decimals = len(raw.split(".", 1)[1]) if "." in raw else 0
         out.append(

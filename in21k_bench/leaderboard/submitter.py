@@ -163,8 +163,8 @@ def submit(
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
         if size > MAX_PREDICTION_BYTES:
             raise InvalidSubmissionError(
-                f"submit --copy-predictions: expected prediction files of at most {MAX_PREDICTION_BYTES} bytes, found {size} in {p} "
-                "(give the top5.npy of a folder, or publish the file and pass --predictions-url)"
+                f"submit --copy-predictions: expected prediction files of at most {MAX_PREDICTION_BYTES} bytes, found "
+                f"{size} in {p} (give the top5.npy of a folder, or publish the file and pass --predictions-url)"
             )
     side = target.parent / sub.slug
     copied = _copy_runs(paths, [side / n for n in names])
