@@ -71,6 +71,9 @@ def timed(args: list[str], nproc: int, label: str = "") -> float:
     return dt
 
 
+SIZES = {"image_size": 128, "knn_rows": 64_000}
+
+
 def bench_extract(work: Path) -> tuple[float, float, str]:
     from in21k_bench.features.digits import write_digit_images
     from in21k_bench.features.store import FeatureStore
@@ -78,7 +81,7 @@ def bench_extract(work: Path) -> tuple[float, float, str]:
     img = work / "digits"
     write_digit_images(img, 64, classes=[f"c{j:02d}" for j in range(16)], splits=("train",), size=64)
     base = ["features", "extract", "--images", str(img), "--split", "train", "--backbone", "timm:resnet18", "--random-init",
-            "--image-size", "128", "--workers", "0", "--batch-size", "32", "--shard-rows", "64", "--device", "cpu"]
+            "--image-size", str(SIZES["image_size"]), "--workers", "0", "--batch-size", "32", "--shard-rows", "64", "--device", "cpu"]
     t1 = timed([*base, "--out", str(work / "ext1")], 1, "extract-1")
     t2 = timed([*base, "--out", str(work / "ext2")], 2, "extract-2")
     a, b = FeatureStore.open(work / "ext1" / "train", verify=True), FeatureStore.open(work / "ext2" / "train", verify=True)
@@ -93,7 +96,7 @@ def bench_extract(work: Path) -> tuple[float, float, str]:
 def bench_knn(work: Path) -> tuple[float, float, str]:
     from in21k_bench.features.store import write_store
 
-    x = np.random.default_rng(0).normal(size=(64_000, 256)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(SIZES["knn_rows"], 256)).astype(np.float32)
     write_store(work / "rand" / "train", x, backbone="random", shard_rows=8192)
     base = ["knn", "--features", str(work / "rand"), "--k", "50", "--chunk-rows", "4096", "--device", "cpu"]
     t1 = timed([*base, "--out", str(work / "knn1.npy")], 1, "knn-1")
@@ -131,11 +134,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", default="extract,knn,relabel", help="Comma-separated: extract, knn, relabel.")
     ap.add_argument("--json", action="store_true", help="Also print the results as JSON.")
+    ap.add_argument("--image-size", type=int, default=SIZES["image_size"], help="Input size of the extract job's resnet18 (its work per image).")
+    ap.add_argument("--knn-rows", type=int, default=SIZES["knn_rows"], help="Rows of the knn job's store.")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
+    SIZES.update(image_size=args.image_size, knn_rows=args.knn_rows)
     load0 = os.getloadavg()
-    print(f"cpus: {os.cpu_count()}; load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; one thread per process")
+    print(f"cpus: {os.cpu_count()}; load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; one thread per process; "
+          f"extract at {SIZES['image_size']} px, knn over {SIZES['knn_rows']:,} rows")
     print(f"{'job':<9} {'1 process':>10} {'2 processes':>12} {'ratio':>7} {'CPU s 1 / 2':>13}  check")
     results = {}
     work = Path(tempfile.mkdtemp(prefix="in21k-scale-"))

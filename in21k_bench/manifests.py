@@ -25,9 +25,8 @@ import pyarrow.parquet as pq
 
 from .errors import ChecksumError
 from .fileio import atomic_path, sha256_file
-from .manifest_index import DEFAULT_HUB_REPO, INDEX_FORMAT, ManifestIndex, clear_cache
+from .manifest_index import DEFAULT_HUB_REPO, INDEX_FORMAT, ManifestIndex
 from .paths import INDEX_NAME, SPLITS_DIR, index_path, splits_root
-from .versioning import version_key
 
 __all__ = [
     "DEFAULT_HUB_REPO",
@@ -37,42 +36,21 @@ __all__ = [
     "content_sha256",
     "index_path",
     "read_arrow",
-    "latest_version",
     "read_index",
     "read_table",
     "verify_file",
-    "versions",
     "write_table",
 ]
 
 
 # --------------------------------------------------------------------------------------------------
-# raw index access, kept for callers not yet moved to ManifestIndex (hub.py); new code: ManifestIndex
+# the raw index as a dict (a copy), e.g. to write an edited index elsewhere; code reads ManifestIndex
 # --------------------------------------------------------------------------------------------------
 
 
 def read_index(root: Path | None = None) -> dict:
-    """The raw index dict of ``root`` (shared: do not mutate). Prefer :meth:`ManifestIndex.load`."""
+    """A copy of the raw index dict of ``root``. Code that reads the index uses :class:`ManifestIndex`."""
     return ManifestIndex.load(root).to_dict()
-
-
-def versions(root: Path | None = None) -> list[str]:
-    """Versions recorded in the index at ``root``, oldest first. Prefer :meth:`ManifestIndex.versions`."""
-    return ManifestIndex.load(root).versions()
-
-
-def latest_version(root: Path | None = None) -> str | None:
-    """The newest recorded version. Prefer :meth:`ManifestIndex.latest`."""
-    return ManifestIndex.load(root).latest()
-
-
-def _read_index_cached(path: str, mtime_ns: int) -> dict:  # compatibility: hub.py clears this cache
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-_read_index_cached.cache_clear = clear_cache  # type: ignore[attr-defined]
-_version_key = version_key  # compatibility: hub.py sorts versions with it; new code: versioning.version_key
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,11 +14,15 @@ _run = run_cli
 
 def test_demo_runs_all_methods_and_reports_hierarchy_metrics(tmp_path, capsys):
     argv = ["demo", "--out", str(tmp_path), "--subtree", "n02121808", "--scale", "0.05", "--val-scale", "0.2",
-            "--dim", "16", "--epochs", "1", "--heads", "2", "--knn", "3", "--json"]  # domestic_cat: 16 classes
+            "--dim", "16", "--steps", "10", "--heads", "2", "--knn", "3", "--json"]  # domestic_cat: 16 classes
     code, out, err = _run(argv, capsys)
     assert code == 0, err
-    res = json.loads(out)["results"]
+    info = json.loads(out)
+    assert info["synthetic"] is True and info["preset"] == "fine" and info["shape"] == {"rank": 1, "separation": 4.0, "curve": 1.5}
+    res = info["results"]
     assert [r["method"] for r in res] == ["kmeans", "temi", "scanv2"]
+    assert res[1]["settings"]["steps"] >= 10 and res[1]["settings"]["peak_lr"] == 2e-3
+    assert res[2]["settings"]["batch"] == min(512, res[2]["settings"]["batch"])
     for r in res:
         for k in ("acc", "top1_L", "top5_1", "top5_L", "nmi", "ari"):
             assert 0.0 <= r[k] <= 1.0
@@ -27,8 +31,36 @@ def test_demo_runs_all_methods_and_reports_hierarchy_metrics(tmp_path, capsys):
     shard = next((tmp_path / "features" / "train").glob("shard-*.npy"))
     before = shard.stat().st_mtime_ns
     code, out, _ = _run(argv[:-1] + ["--methods", "kmeans"], capsys)
-    assert code == 0 and "kmeans" in out and "SIMULATED" in out
+    assert code == 0 and "kmeans" in out and "SIMULATED" in out and "SYNTHETIC" in out
     assert shard.stat().st_mtime_ns == before
+    from in21k_bench.metric_spec import metric
+
+    assert metric("acc").short in out and metric("top5_L").short in out  # headers from metric_spec
+
+
+def test_demo_coarse_preset_uses_the_same_rows_with_coarser_labels(tmp_path, capsys):
+    base = ["--scale", "0.01", "--val-scale", "0.1", "--dim", "8", "--methods", "kmeans", "--json"]
+    code, out, err = _run(["demo", "--out", str(tmp_path / "f")] + base, capsys)
+    assert code == 0, err
+    code, out2, err = _run(["demo", "--preset", "coarse", "--out", str(tmp_path / "c")] + base, capsys)
+    assert code == 0, err
+    assert json.loads(out2)["benchmark"] == "coarse-d2" and "SYNTHETIC" in json.loads(out2)["note"]
+    from in21k_bench.features.store import open_features
+
+    fine, coarse = open_features(tmp_path / "f" / "features")[0], open_features(tmp_path / "c" / "features")[0]
+    assert len(fine.meta["label_wnids"]) == 155 and len(coarse.meta["label_wnids"]) == 35
+    # the class distribution depends only on (seed, wnid): the coarse preset relabels the same points
+    xf, xc = fine.to_array(normalize=False), coarse.to_array(normalize=False)
+    key = lambda ids: np.argsort(np.asarray(ids, dtype=str), kind="stable")  # noqa: E731
+    np.testing.assert_array_equal(xf[key(fine.sample_ids)], xc[key(coarse.sample_ids)])
+    yc = np.asarray(coarse.labels)[key(coarse.sample_ids)]
+    yf = np.asarray(fine.labels)[key(fine.sample_ids)]
+    assert all(len(np.unique(yc[yf == c])) == 1 for c in np.unique(yf))  # every fine class inside one coarse label
+
+
+def test_demo_rejects_unknown_preset(tmp_path, capsys):
+    code, out, err = _run(["demo", "--out", str(tmp_path), "--preset", "medium"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "medium" in err
 
 
 def test_demo_rejects_unknown_method(tmp_path, capsys):

@@ -23,61 +23,19 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def _fit(method: str, features: Path, benchmark: Optional[str], out: Path, num_clusters: Optional[int],
-         neighbors: Optional[Path], epochs: Optional[int], batch_size: Optional[int], heads: int, k: int,
-         lr: float, seed: int, momentum_final: Optional[float], save_probs: Optional[bool], resume: bool,
-         device: str, json_out: bool) -> None:
-    from ..errors import InvalidInputError
-    from ..methods.train import fit, init_distributed, paper_defaults
+def _fit(method: str, features: Path, out: Path, json_out: bool, **kw) -> None:
+    from ..methods.fit import fit_features
 
-    dist = init_distributed(device)
-    train, val, bench = open_features_and_benchmark(features, benchmark)
-    name = bench.name if bench is not None else (train.meta.get("benchmark") or "")
-    if num_clusters is None:
-        num_clusters = bench.num_classes if bench is not None else train.meta.get("num_classes")
-        if num_clusters is None:
-            raise InvalidInputError(f"fit {method}: expected --num-clusters or --benchmark (the store records no number of classes), found neither")
-    if bench is not None and val.num_rows != bench.num_val and dist.rank == 0:
-        print(f"fit {method}: warning: val has {val.num_rows:,} rows, benchmark {bench.name} has {bench.num_val:,}; "
-              "`evaluate --benchmark` will reject the predictions", file=sys.stderr)
-    cfg = paper_defaults(method, name, int(num_clusters))
-    cfg.num_heads, cfg.knn, cfg.base_lr, cfg.seed = heads, k, lr, seed
-    cfg.teacher_momentum_final = momentum_final
-    if epochs is not None:
-        cfg.epochs = epochs
-    if batch_size is not None:
-        cfg.batch_size = batch_size
-    cfg.__post_init__()
-    if neighbors is None:
-        from ..methods.knn import default_knn_path
-
-        neighbors = default_knn_path(train, k)
-    if neighbors.is_file():
-        import numpy as np
-
-        nbrs = np.load(neighbors, mmap_mode="r", allow_pickle=False)
-    else:
-        if dist.enabled:
-            raise InvalidInputError(f"fit {method}: neighbour file {neighbors} not found; mine it first with "
-                                    f"`in21k-bench knn --features {features} --k {k}` (not inside torchrun)")
-        from ..methods.knn import mine_knn
-
-        print(f"fit {method}: mining {k} neighbours per train row -> {neighbors}", file=sys.stderr)
-        nbrs = mine_knn(train, k, neighbors, device=device)
-    res = fit(train, nbrs, cfg, val_features=val, out_dir=out, resume=resume, device=device, save_probs=save_probs)
-    if dist.rank != 0:
+    run = fit_features(method, features, out, **kw)
+    if not run.dist.is_main:
         return
-    summary = {
-        "method": method, "out": str(out), "best_head": res.best_head, "best_loss": float(res.head_losses[res.best_head]),
-        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "num_heads": cfg.num_heads, "knn": cfg.knn,
-        "num_clusters": cfg.num_clusters, "benchmark": name or None, "world_size": dist.world_size,
-        "resumed_from_epoch": res.resumed_from_epoch, "num_val": int(len(res.top1)),
-        "files": ["top1.npy", "top5.npy"] + (["probs.npy"] if res.probs is not None else []) + ["fit.json", "checkpoint.pt"],
-    }
+    summary = run.summary()
     if json_out:
         _print_json(summary)
     else:
-        print(f"{method}: best head {res.best_head} (mean loss {summary['best_loss']:.4f} over the last epoch), "
+        res = run.result
+        print(f"{method}: best head {res.best_head} (mean loss {summary['best_loss']:.4f} over the last epoch; "
+              f"{summary['total_steps']:,} steps, {run.recipe.regime} settings), "
               f"{summary['num_val']:,} val predictions -> {out}/top1.npy, top5.npy"
               + (", probs.npy" if res.probs is not None else ""))
 
@@ -86,23 +44,30 @@ def _make_fit_command(method: str, batch_default: str):
     def command(
         features: Path = typer.Option(..., "--features", help="Features directory with train/ and val/."),
         out: Path = typer.Option(..., "--out", help="Output folder: top1.npy, top5.npy, probs.npy, fit.json, checkpoint.pt."),
-        benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Benchmark (sets C and the paper's epochs: 50 on ImageNet-1K, 25 on IN-21K)."),
+        benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Benchmark (sets C; at full size the paper's settings: 50 epochs on ImageNet-1K, 25 on IN-21K)."),
         num_clusters: Optional[int] = typer.Option(None, "--num-clusters", help="C (default: the benchmark's number of classes)."),
         neighbors: Optional[Path] = typer.Option(None, "--neighbors", help="kNN .npy (N, >= k) (default: <features>/train/knn-k<k>.npy, mined if absent)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Default: 50 on ImageNet-1K benchmarks, 25 otherwise."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=f"Global batch (default {batch_default})."),
-        heads: int = typer.Option(32, "--heads", min=1, help="Number of clustering heads."),
-        k: int = typer.Option(50, "--k", min=1, help="Partners are drawn from the top-k neighbours (TEMI default 50)."),
-        lr: float = typer.Option(1e-4, "--lr", help="Base learning rate for batch 256 (scaled by batch/256)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Default: the paper's (50 on ImageNet-1K, 25 otherwise), raised on small sets to give >= 2,000 steps."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=f"Global batch (paper {batch_default}; on small sets <= N/16)."),
+        heads: Optional[int] = typer.Option(None, "--heads", min=1, help="Number of clustering heads (default 32, the paper's)."),
+        k: Optional[int] = typer.Option(None, "--k", min=1, help="Partners are drawn from the top-k neighbours (paper/TEMI 50; on small sets about a tenth of a class, 5..50)."),
+        lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Base learning rate for batch 256, scaled by batch/256 (paper 1e-4; small sets: peak 1e-3)."),
+        lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="After warm-up: cosine (paper) or constant (small sets; official TEMI README)."),
+        freeze_last_layer: Optional[float] = typer.Option(None, "--freeze-last-layer", min=0.0, help="Epochs with the cluster layer frozen (paper 0 here; official TEMI 1; small sets 1)."),
+        inputs: Optional[str] = typer.Option(None, "--inputs", help="Features into the heads: l2 (L2-normalised, default) or raw (as stored, official TEMI)."),
         seed: int = typer.Option(0, "--seed"),
         momentum_final: Optional[float] = typer.Option(None, "--momentum-final", help="Cosine-schedule the teacher EMA momentum from 0.996 to this (e.g. 1.0)."),
         save_probs: Optional[bool] = typer.Option(None, "--probs/--no-probs", help="Write probs.npy (default: when <= 4 GB)."),
         resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from <out>/checkpoint.pt if present."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar over the steps of each epoch (stderr)."),
         device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
-        _fit(method, features, benchmark, out, num_clusters, neighbors, epochs, batch_size, heads, k, lr, seed,
-             momentum_final, save_probs, resume, device, json_out)
+        _fit(method, features, out, json_out, benchmark=benchmark, num_clusters=num_clusters, neighbors=neighbors,
+             device=device, resume=resume, save_probs=save_probs, progress=None if progress else False,
+             epochs=epochs, batch_size=batch_size, num_heads=heads, knn=k, base_lr=lr, lr_schedule=lr_schedule,
+             freeze_last_layer_epochs=freeze_last_layer, input_norm=inputs, seed=seed,
+             teacher_momentum_final=momentum_final)
 
     return command
 

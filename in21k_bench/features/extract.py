@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..distributed import Dist, fault_point, init as init_distributed, my_units
 from ..errors import In21kError, InvalidInputError
@@ -71,8 +70,6 @@ class _Embedder:
 
 def load_backbone(backbone: str, checkpoint: str | os.PathLike | None = None, pretrained: bool = True, device: str = "cpu", image_size: int | None = None):
     """Return ``(embedder, transform, dim)`` for a backbone name (see module docstring)."""
-    import torch
-
     lib, name, tag = parse_backbone(backbone)
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise InvalidInputError(f"backbone: expected a checkpoint file at {checkpoint}, found none")

@@ -56,6 +56,19 @@ class SimParams:
     sigma: float = 0.45
     rank: int = 4
     aniso: float = 2.0
+    separation: float = 1.0  # divides the isotropic noise: class thickness sigma / separation
+    curve: float = 0.0  # bend of the first long direction, radians per standard deviation (0: straight)
+
+    def __post_init__(self) -> None:
+        bad = [f"{k}={getattr(self, k)}" for k in ("sigma", "aniso", "separation") if not (np.isfinite(getattr(self, k)) and getattr(self, k) > 0)]
+        bad += [f"{k}={getattr(self, k)}" for k in ("s_mode", "curve") if not (np.isfinite(getattr(self, k)) and getattr(self, k) >= 0)]
+        if int(self.rank) < 1 or int(self.max_modes) < 1 or int(self.dim) < 1 or (self.curve > 0 and int(self.dim) < 2):
+            bad.append(f"rank={self.rank}, max_modes={self.max_modes}, dim={self.dim}")
+        if bad:
+            raise InvalidInputError(
+                "simulate: expected sigma, aniso, separation > 0, s_mode, curve >= 0, rank, max_modes, dim >= 1 "
+                f"(dim >= 2 with curve > 0), found {', '.join(bad)}"
+            )
 
 
 def _class_key(wnid: str) -> int:
@@ -100,8 +113,18 @@ class _Generator:
         rng = np.random.default_rng([p.seed, 3, _class_key(wnid), split_id])
         which = rng.choice(n_modes, size=n, p=weights)
         x = modes[which]
-        x += rng.normal(size=(n, d)) / np.sqrt(d) * p.sigma
-        x += (rng.normal(size=(n, p.rank)) * (p.sigma * p.aniso)) @ basis
+        x += rng.normal(size=(n, d)) / np.sqrt(d) * (p.sigma / p.separation)
+        t = rng.normal(size=(n, p.rank)) * (p.sigma * p.aniso)
+        if p.curve > 0:  # the first long direction becomes a circular arc of the same arc length
+            u = basis[0] / np.linalg.norm(basis[0])
+            v = shape_rng.normal(size=d)  # drawn after every default draw: curve = 0 streams unchanged
+            v -= (v @ u) * u
+            v /= np.linalg.norm(v)
+            radius = p.sigma * p.aniso / p.curve
+            theta = t[:, 0] / radius
+            x += np.outer(radius * np.sin(theta), u) + np.outer(radius * (1.0 - np.cos(theta)), v)
+            t[:, 0] = 0.0
+        x += t @ basis
         return x.astype(np.float32)
 
 

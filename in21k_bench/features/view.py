@@ -106,7 +106,7 @@ def _class_of(sample_ids: np.ndarray) -> np.ndarray:
     return s.str[-2].fillna("").to_numpy(dtype=object)
 
 
-def _by_sample_id(store: FeatureStore, table: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _by_sample_id(store: FeatureStore, table: pd.DataFrame, what: str, benchmark) -> tuple[np.ndarray, np.ndarray]:
     ids = pd.Index(store.sample_ids)
     want = table["sample_id"].to_numpy(dtype=object)
     pos = ids.get_indexer(want) if ids.is_unique else np.full(len(want), -1)
@@ -119,8 +119,13 @@ def _by_sample_id(store: FeatureStore, table: pd.DataFrame, what: str) -> tuple[
     missing = np.flatnonzero(pos < 0)
     if len(missing):
         raise InvalidInputError(f"{what}: expected the store {store.path} to hold all {len(want):,} samples the benchmark lists, "
-                                f"found {len(missing):,} missing (first: {want[missing[0]]}); extract features for that image set")
+                                f"found {len(missing):,} missing (first: {want[missing[0]]}); use features extracted with --benchmark {_image_set(benchmark)}")
     return pos.astype(np.int64), table["label"].to_numpy(dtype=np.int64)
+
+
+def _image_set(benchmark) -> str:
+    """The benchmark whose images contain ``benchmark``'s (what to extract once)."""
+    return "imagenet-1k" if getattr(benchmark.definition, "source", "in21k") == "imagenet-1k" else "in21k"
 
 
 def select_rows(store: FeatureStore, benchmark, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +136,7 @@ def select_rows(store: FeatureStore, benchmark, split: str) -> tuple[np.ndarray,
     what = f"benchmark {benchmark.name} {split}"
     table = benchmark.sample_table(split)
     if table is not None:
-        return _by_sample_id(store, table, what)
+        return _by_sample_id(store, table, what, benchmark)
     sc = benchmark.source_classes
     wnids = sc["wnid"].astype(str).to_numpy(dtype=object)
     class_pos = pd.Series(np.arange(len(sc)), index=wnids)
@@ -151,7 +156,8 @@ def select_rows(store: FeatureStore, benchmark, split: str) -> tuple[np.ndarray,
     empty = np.flatnonzero((found == 0) & (expected != 0))
     if len(empty):
         raise InvalidInputError(f"{what}: expected rows of all {len(sc):,} classes in the store {store.path}, found none for "
-                                f"{len(empty):,} (first: {wnids[empty[0]]}); the store was made for {store.meta.get('benchmark')!r} -- extract features for that image set")
+                                f"{len(empty):,} (first: {wnids[empty[0]]}); the store was made for {store.meta.get('benchmark')!r}: use features extracted "
+                                f"with --benchmark {_image_set(benchmark)}")
     if split == "val" and not (store.meta.get("synthetic") and float(store.meta.get("val_scale", 1.0)) < 1.0):
         short = np.flatnonzero((expected > 0) & (found < expected))
         if len(short):

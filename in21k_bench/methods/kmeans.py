@@ -122,8 +122,13 @@ class SphericalKMeans:
         x = x if self.train_rows is None else x[self.train_rows]
         return l2_normalize(x)
 
-    def fit(self, data, init_centroids: np.ndarray | None = None) -> "SphericalKMeans":
-        """Fit on an array (normalised here) or a :class:`FeatureStore`."""
+    def fit(self, data, init_centroids: np.ndarray | None = None, progress: bool | None = None) -> "SphericalKMeans":
+        """Fit on an array (normalised here) or a :class:`FeatureStore`.
+
+        ``progress`` (default on): a bar over the iterations on stderr. With ``nredo == 1`` faiss is
+        driven one iteration at a time (each call continues from the previous centroids: the same
+        assignment / update / re-normalisation sequence as one call with ``niter`` iterations); with
+        ``nredo > 1`` faiss runs all iterations in one call and the bar advances per call."""
         import faiss
 
         x = self._training_matrix(data)
@@ -133,25 +138,35 @@ class SphericalKMeans:
         if not np.isfinite(x).all():
             raise InvalidInputError("kmeans: expected finite features, found NaN or inf")
         t0 = time.perf_counter()
-        cp = faiss.ClusteringParameters()
-        cp.niter = self.niter
-        cp.nredo = self.nredo
-        cp.seed = self.seed
-        cp.spherical = True
-        cp.verbose = self.verbose
-        # never let faiss subsample: every given row is used
-        cp.max_points_per_centroid = int(-(-n // self.num_clusters)) + 1
-        clus = faiss.Clustering(dim, self.num_clusters, cp)
-        if init_centroids is not None:
-            init = l2_normalize(np.asarray(init_centroids, dtype=np.float32))
-            if init.shape != (self.num_clusters, dim):
-                raise InvalidInputError(f"kmeans: expected init centroids of shape ({self.num_clusters}, {dim}), found {init.shape}")
-            faiss.copy_array_to_vector(init.ravel(), clus.centroids)
-        index = flat_ip_index(dim, self.device)
-        clus.train(x, index)
-        self.centroids = faiss.vector_to_array(clus.centroids).reshape(self.num_clusters, dim).astype(np.float32)
-        stats = clus.iteration_stats
-        objs = [stats.at(i).obj for i in range(stats.size())]
+        from tqdm.auto import tqdm
+
+        stepped = self.nredo == 1
+        bar = tqdm(total=self.niter, desc="kmeans fit", unit="iter", file=sys.stderr, disable=progress is False, leave=False)
+        centroids = None if init_centroids is None else l2_normalize(np.asarray(init_centroids, dtype=np.float32))
+        if centroids is not None and centroids.shape != (self.num_clusters, dim):
+            raise InvalidInputError(f"kmeans: expected init centroids of shape ({self.num_clusters}, {dim}), found {centroids.shape}")
+        objs: list[float] = []
+        for _ in range(self.niter if stepped else 1):
+            cp = faiss.ClusteringParameters()
+            cp.niter = 1 if stepped else self.niter
+            cp.nredo = self.nredo
+            cp.seed = self.seed
+            cp.spherical = True
+            cp.verbose = self.verbose
+            # never let faiss subsample: every given row is used
+            cp.max_points_per_centroid = int(-(-n // self.num_clusters)) + 1
+            clus = faiss.Clustering(dim, self.num_clusters, cp)
+            if centroids is not None:
+                faiss.copy_array_to_vector(centroids.ravel(), clus.centroids)
+            index = flat_ip_index(dim, self.device)
+            clus.train(x, index)
+            centroids = faiss.vector_to_array(clus.centroids).reshape(self.num_clusters, dim).astype(np.float32)
+            stats = clus.iteration_stats
+            objs += [stats.at(i).obj for i in range(stats.size())]
+            bar.update(1 if stepped else self.niter)
+            bar.set_postfix(objective=f"{objs[-1]:.4g}", refresh=False)
+        bar.close()
+        self.centroids = centroids
         self.iteration_objectives = [float(o) for o in objs]
         finals = [objs[(r + 1) * self.niter - 1] for r in range(len(objs) // self.niter)] or objs[-1:]
         self.objective = float(max(finals))

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from ..errors import InvalidInputError
 from ..fileio import atomic_path
-from .train import _resolve_device, as_features
+from ..device import resolve_device
+from .train import as_features
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_WDS", "ProbeResult", "linear_probe", "write_class_scores"]
 
@@ -102,7 +103,7 @@ def linear_probe(
         raise InvalidInputError(f"probe: expected at least 2 classes, got {c}")
     ytr = torch.from_numpy(_labels(train_y, tr.num_rows, c, "train"))
     yva = _labels(val_y, va.num_rows, c, "val")
-    dev = _resolve_device(device)
+    dev = torch.device(resolve_device(device, engine="torch"))
     grid = [(lr, wd) for lr in lrs for wd in weight_decays]
     g_count, d = len(grid), int(tr.dim)
     lr_t = torch.tensor([p[0] for p in grid], dtype=torch.float32, device=dev).view(g_count, 1, 1)
@@ -112,9 +113,11 @@ def linear_probe(
     mw, mb = torch.zeros_like(w), torch.zeros_like(b)
     gen = torch.Generator().manual_seed(seed)
     n = int(tr.num_rows)
-    bar = tqdm(total=epochs * n, unit="row", unit_scale=True, file=sys.stderr, desc="probe",
-               disable=(None if progress is None else not progress), leave=False)
+    steps = sum(-(-(min(lo + chunk_rows, n) - lo) // int(batch_size)) for lo in range(0, n, chunk_rows))
+    tty = sys.stderr.isatty()
     for _epoch in range(epochs):
+        bar = tqdm(total=steps, unit="step", file=sys.stderr, desc=f"probe epoch {_epoch + 1}/{epochs}",
+                   disable=progress is False, leave=False, mininterval=0.5 if tty else 30.0)
         for rows, x in _batches(tr, n, batch_size, gen, chunk_rows):
             xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
             yt = ytr[rows].to(dev)
@@ -127,8 +130,8 @@ def linear_probe(
                 mb.mul_(momentum).add_(gb)  # no weight decay on the bias
                 w.sub_(lr_t * mw)
                 b.sub_(lr_t * mb)
-            bar.update(len(rows))
-    bar.close()
+            bar.update(1)
+        bar.close()
     correct = np.zeros((g_count, va.num_rows), dtype=bool)
     with torch.no_grad():
         for start, x in va.iter_chunks(65536, normalize=True):

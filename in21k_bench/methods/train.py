@@ -38,9 +38,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..device import resolve_device
 from ..errors import In21kError, InvalidInputError
 from ..fileio import atomic_path, save_npy, write_json
+from .distributed import DistInfo, barrier, init_distributed
 from .heads import BatchedHeads, ema_update, make_teacher, teacher_momentum
+from .health import CURVE_POINTS, health_report
 from .losses import scanv2_loss, temi_loss, uniform_prior
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "TEMI_DEFAULT_K",
     "ResumeError",
     "fit",
+    "head_cluster_sizes",
     "init_distributed",
     "lr_at",
     "paper_defaults",
@@ -56,6 +60,8 @@ __all__ = [
 ]
 
 METHODS = ("temi", "scanv2")
+LR_SCHEDULES = ("cosine", "constant")
+INPUT_NORMS = ("l2", "raw")
 #: TEMI's number of neighbours: ``--knn`` defaults to 50 in the official TEMI code
 #: (HHU-MMBS/TEMI-official-BMVC2023, ``main_args.py``), also used in its README commands.
 TEMI_DEFAULT_K = 50
@@ -78,8 +84,12 @@ class TrainConfig:
     batch_size: int = 512  # global batch (all ranks together)
     knn: int = TEMI_DEFAULT_K
     base_lr: float = 1e-4  # for a batch of 256; scaled by batch_size / 256
-    min_lr: float = 1e-6  # end of the cosine schedule (absolute)
+    min_lr: float = 1e-6  # end of the cosine schedule (absolute, or per 256 with scale_min_lr)
     warmup_epochs: float | None = None  # None: 10% of the epochs
+    lr_schedule: str = "cosine"  # after warm-up: "cosine" to min_lr, or "constant" (official TEMI README recipes)
+    scale_min_lr: bool = False  # official TEMI code: min_lr is also scaled by batch / 256
+    freeze_last_layer_epochs: float = 0.0  # official TEMI default 1: no update of the cluster layer (v, g) at first
+    input_norm: str = "l2"  # "l2": L2-normalised features into the heads; "raw": as stored (official TEMI)
     weight_decay: float = 1e-4  # AdamW; none on biases and gains
     teacher_momentum: float = 0.996
     teacher_momentum_final: float | None = None  # e.g. 1.0 for a cosine schedule
@@ -99,11 +109,28 @@ class TrainConfig:
         for name in ("num_clusters", "num_heads", "epochs", "batch_size", "knn"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"train: expected {name} >= 1, got {getattr(self, name)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InvalidInputError(f"train: expected lr_schedule in {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.input_norm not in INPUT_NORMS:
+            raise InvalidInputError(f"train: expected input_norm in {INPUT_NORMS}, got {self.input_norm!r}")
+        for name in ("base_lr", "min_lr", "freeze_last_layer_epochs"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v < 0:
+                raise InvalidInputError(f"train: expected {name} >= 0, got {v}")
 
     @property
     def lr(self) -> float:
         """Peak learning rate after scaling by batch / 256."""
         return self.base_lr * self.batch_size / 256.0
+
+    @property
+    def end_lr(self) -> float:
+        """Learning rate at the end of the cosine schedule."""
+        return self.min_lr * (self.batch_size / 256.0 if self.scale_min_lr else 1.0)
+
+    @property
+    def normalize_inputs(self) -> bool:
+        return self.input_norm == "l2"
 
     @property
     def warmup(self) -> float:
@@ -122,22 +149,24 @@ def paper_defaults(method: str, dataset: str = "imagenet-1k", num_clusters: int 
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    """Linear warm-up from 0 to ``cfg.lr`` over ``cfg.warmup`` epochs, then cosine to ``min_lr``."""
+    """Linear warm-up from 0 to ``cfg.lr`` over ``cfg.warmup`` epochs, then cosine to ``cfg.end_lr``
+    (``lr_schedule="cosine"``) or constant at ``cfg.lr`` (``"constant"``)."""
     total = cfg.epochs * steps_per_epoch
     warm = int(round(cfg.warmup * steps_per_epoch))
     if step < warm:
         return cfg.lr * (step + 1) / warm
-    if total - warm <= 1:
+    if total - warm <= 1 or cfg.lr_schedule == "constant":
         return cfg.lr
     t = (step - warm) / (total - warm - 1)
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+    end = cfg.end_lr
+    return end + (cfg.lr - end) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
 # --------------------------------------------------------------------------- features
 
 
 class _ArrayFeatures:
-    """In-memory features, L2-normalised once (float32)."""
+    """In-memory features (float32); the L2-normalised copy is made once, on first use."""
 
     def __init__(self, x: np.ndarray) -> None:
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[0] < 1:
@@ -145,16 +174,27 @@ class _ArrayFeatures:
         x = np.asarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise InvalidInputError("train: features contain NaN or inf")
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        self.x = x / np.maximum(norms, 1e-12)
-        self.num_rows, self.dim = self.x.shape
+        self.raw = x
+        self._unit: np.ndarray | None = None
+        self.num_rows, self.dim = x.shape
+
+    @property
+    def x(self) -> np.ndarray:
+        if self._unit is None:
+            norms = np.linalg.norm(self.raw, axis=1, keepdims=True)
+            self._unit = self.raw / np.maximum(norms, 1e-12)
+        return self._unit
+
+    def _rows(self, normalize: bool) -> np.ndarray:
+        return self.x if normalize else self.raw
 
     def take(self, idx: np.ndarray, normalize: bool = True) -> np.ndarray:
-        return self.x[idx]
+        return self._rows(normalize)[idx]
 
     def iter_chunks(self, chunk_rows: int = 65536, normalize: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+        rows = self._rows(normalize)
         for s in range(0, self.num_rows, chunk_rows):
-            yield s, self.x[s : s + chunk_rows]
+            yield s, rows[s : s + chunk_rows]
 
 
 def as_features(x: Any):
@@ -190,46 +230,8 @@ def epoch_pairs(n: int, nbrs: np.ndarray, steps: int, batch: int, seed: int, epo
     return anchors, nbrs[anchors, col]
 
 
-# --------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Initialise ``torch.distributed`` from torchrun's environment (no-op for one process)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = _resolve_device(device).type == "cuda"
-    if not dist.is_initialized():
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInputError("train: --device cuda requested but no CUDA device is available")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InvalidInputError(f"train: expected device auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
+def _torch_device(device: str | torch.device) -> torch.device:
+    return torch.device(resolve_device(device, engine="torch"))
 
 
 # --------------------------------------------------------------------------- results
@@ -245,6 +247,8 @@ class FitResult:
     probs: np.ndarray | None = None
     out_dir: Path | None = None
     resumed_from_epoch: int = 0
+    health: dict | None = None  # cluster usage per head + chosen head, loss curve, warnings (health.py)
+    total_steps: int = 0
 
 
 def _rng_state() -> dict:
@@ -294,6 +298,8 @@ def fit(
     save_probs: bool | None = None,
     progress: bool | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    settings: dict | None = None,
+    min_steps: int = 0,
 ) -> FitResult:
     """Train the heads and predict with the best teacher head.
 
@@ -302,10 +308,14 @@ def fit(
     it when ``resume``; on rank 0 ``top1.npy``, ``top5.npy``, ``probs.npy`` (unless ``save_probs`` is
     False; default: when the array is <= 4 GB) and ``fit.json`` are written there.
     ``val_features``: features to predict (default: the training features).
+    ``settings``: where each setting came from (recorded in ``fit.json``, see :mod:`.recipe`);
+    ``min_steps``: the step budget the health check compares against (0: none).
+    ``progress``: a bar over the steps of each epoch on stderr (None: on, False: off).
     """
     cfg = config
+    cfg.__post_init__()
     dist_info = init_distributed(device)
-    dev = _resolve_device(device)
+    dev = _torch_device(device)
     if dev.type == "cuda" and dist_info.enabled:
         dev = torch.device("cuda", dist_info.local_rank)
     feats = as_features(train_features)
@@ -321,6 +331,7 @@ def fit(
     total_steps = steps * cfg.epochs
     out = Path(out_dir) if out_dir is not None else None
     is_main = dist_info.rank == 0
+    norm_in = cfg.normalize_inputs
 
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -331,6 +342,9 @@ def fit(
     opt = torch.optim.AdamW(student.param_groups(cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     prior = uniform_prior(cfg.num_heads, cfg.num_clusters, device=dev)
     history: list[dict] = []
+    # loss of every head averaged over CURVE_POINTS equal windows of the optimizer steps
+    curve_sum = torch.zeros(CURVE_POINTS, cfg.num_heads, dtype=torch.float64, device=dev)
+    curve_cnt = torch.zeros(CURVE_POINTS, dtype=torch.float64, device=dev)
     start_epoch = 0
     fingerprint = _fingerprint(n, int(feats.dim), nbrs)
     ckpt_path = out / CHECKPOINT if out is not None else None
@@ -340,6 +354,8 @@ def fit(
         teacher.load_state_dict(state["teacher"])
         opt.load_state_dict(state["optimizer"])
         prior = state["prior"].to(dev)
+        curve_sum = state["curve_sum"].to(dev)
+        curve_cnt = state["curve_cnt"].to(dev)
         history = json.loads(state["history"])
         start_epoch = int(state["epoch"]) + 1
         torch.set_rng_state(state["rng"]["torch"])
@@ -375,22 +391,23 @@ def fit(
         )
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    show = progress if is_main else False
+    show = (progress is not False) and is_main
+    tty = sys.stderr.isatty()
     try:
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             anchors, partners = epoch_pairs(n, nbrs, steps, cfg.batch_size, cfg.seed, epoch)
+            frozen = epoch < cfg.freeze_last_layer_epochs
 
             def load(s: int) -> np.ndarray:
                 lo = s * cfg.batch_size + dist_info.rank * local_b
                 idx = np.concatenate([anchors[lo : lo + local_b], partners[lo : lo + local_b]])
-                return np.ascontiguousarray(feats.take(idx, normalize=True), dtype=np.float32)
+                return np.ascontiguousarray(feats.take(idx, normalize=norm_in), dtype=np.float32)
 
             head_sum = torch.zeros(cfg.num_heads, dtype=torch.float64, device=dev)
             bar = tqdm(
-                total=steps * cfg.batch_size, unit="pair", unit_scale=True, file=sys.stderr,
-                desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", disable=(None if show is None else not show),
-                leave=False,
+                total=steps, unit="step", file=sys.stderr, desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                disable=not show, leave=False, mininterval=0.5 if tty else 30.0,
             )
             nxt = pool.submit(load, 0)
             for s in range(steps):
@@ -406,10 +423,17 @@ def fit(
                     prior = res.state
                 opt.zero_grad(set_to_none=True)
                 res.loss.backward()
+                if frozen:  # official TEMI: the cluster layer is not updated during the first epoch(s)
+                    student.v.grad = None
+                    student.g.grad = None
                 opt.step()
                 ema_update(teacher, student, teacher_momentum(gstep, total_steps, cfg.teacher_momentum, cfg.teacher_momentum_final))
-                head_sum += res.per_head.double()
-                bar.update(cfg.batch_size)
+                per_head = res.per_head.double()
+                head_sum += per_head
+                w = gstep * CURVE_POINTS // max(total_steps, 1)
+                curve_sum[w] += per_head
+                curve_cnt[w] += 1
+                bar.update(1)
                 if s % 10 == 0 or s + 1 == steps:
                     bar.set_postfix(loss=f"{res.loss.item():.4f}", refresh=False)
             bar.close()
@@ -427,10 +451,13 @@ def fit(
                 "pairs_per_second": round(steps * cfg.batch_size / max(time.perf_counter() - t0, 1e-9), 1),
             }
             history.append(rec)
-            if is_main:
+            every = max(1, math.ceil(cfg.epochs / 50))  # at most ~50 epoch lines on small sets with many epochs
+            if is_main and (progress is not False) and ((epoch + 1) % every == 0 or epoch + 1 == cfg.epochs):
+                left = (cfg.epochs - epoch - 1) * rec["seconds"]
                 print(
                     f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} best head "
-                    f"{rec['best_head']} ({rec['best_loss']:.4f}), {rec['pairs_per_second']:.0f} pairs/s",
+                    f"{rec['best_head']} ({rec['best_loss']:.4f}), {rec['pairs_per_second']:.0f} pairs/s, "
+                    f"about {left / 60:.1f} min left",
                     file=sys.stderr,
                 )
             if ckpt_path is not None and is_main:
@@ -439,16 +466,15 @@ def fit(
                     "teacher": teacher.state_dict(),
                     "optimizer": opt.state_dict(),
                     "prior": prior.detach().cpu(),
+                    "curve_sum": curve_sum.cpu(),
+                    "curve_cnt": curve_cnt.cpu(),
                     "epoch": epoch,
                     "history": json.dumps(history),
                     "rng": _rng_state(),
                     "config": json.dumps(cfg.to_dict(), sort_keys=True),
                     "fingerprint": json.dumps(fingerprint, sort_keys=True),
                 })
-            if dist_info.enabled:
-                import torch.distributed as dist
-
-                dist.barrier()
+            barrier(dist_info)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, rec)
     finally:
@@ -458,15 +484,21 @@ def fit(
         raise InvalidInputError("train: no epoch was run")
     head_losses = np.asarray(history[-1]["head_losses"])
     best = int(head_losses.argmin())
-    result = FitResult(best, head_losses, history, out_dir=out, resumed_from_epoch=start_epoch)
+    result = FitResult(best, head_losses, history, out_dir=out, resumed_from_epoch=start_epoch, total_steps=total_steps)
     if is_main:
         vf = as_features(val_features) if val_features is not None else feats
         want_probs = save_probs
         if want_probs is None:
             want_probs = int(vf.num_rows) * cfg.num_clusters * 4 <= 4 << 30
         top1, top5, probs = predict(teacher, vf, best, teacher_temp=cfg.teacher_temp, device=dev,
-                                    with_probs=bool(want_probs), progress=show)
+                                    with_probs=bool(want_probs), progress=show, normalize=norm_in)
         result.top1, result.top5, result.probs = top1, top5, probs
+        sizes = head_cluster_sizes(teacher, vf, device=dev, normalize=norm_in)
+        cnt = curve_cnt.cpu().numpy()
+        curve = [float(v) if c > 0 else None for v, c in zip((curve_sum[:, best] / curve_cnt.clamp_min(1)).cpu().numpy(), cnt)]
+        result.health = health_report(sizes, best, curve, total_steps, min_steps=min_steps, method=cfg.method)
+        for msg in result.health["warnings"]:
+            print(f"fit {cfg.method}: warning: {msg}", file=sys.stderr)
         if out is not None:
             save_npy(out / "top1.npy", top1)
             save_npy(out / "top5.npy", top5)
@@ -475,19 +507,40 @@ def fit(
             write_json(out / "fit.json", {
                 "method": cfg.method,
                 "config": cfg.to_dict(),
+                "settings": settings or {},
+                "steps_per_epoch": steps,
+                "total_steps": total_steps,
                 "best_head": best,
                 "head_losses": [float(v) for v in head_losses],
+                "health": result.health,
                 "history": history,
                 "world_size": world,
                 "num_train": n,
                 "num_predicted": int(vf.num_rows),
                 "files": ["top1.npy", "top5.npy"] + (["probs.npy"] if probs is not None else []),
             })
-    if dist_info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
+    barrier(dist_info)
     return result
+
+
+def _head_input(x: np.ndarray, dev: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+
+
+@torch.no_grad()
+def head_cluster_sizes(
+    heads: BatchedHeads, features: Any, *, device: str | torch.device = "cpu", normalize: bool = True,
+    chunk_rows: int = 16384,
+) -> np.ndarray:
+    """``(H, C)`` number of rows that each head assigns (top-1) to each cluster."""
+    feats = as_features(features)
+    dev = _torch_device(device) if not isinstance(device, torch.device) else device
+    heads = heads.to(dev).eval()
+    counts = torch.zeros(heads.num_heads, heads.num_clusters, dtype=torch.int64, device=dev)
+    for _, x in feats.iter_chunks(chunk_rows, normalize=normalize):
+        top = heads(_head_input(x, dev)).argmax(dim=-1)  # (H, B)
+        counts.scatter_add_(1, top, torch.ones_like(top))
+    return counts.cpu().numpy()
 
 
 @torch.no_grad()
@@ -501,10 +554,12 @@ def predict(
     with_probs: bool = True,
     chunk_rows: int = 65536,
     progress: bool | None = None,
+    normalize: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Top-1 (N,), top-5 (N, min(5, C)) clusters and probabilities (N, C) of one head."""
+    """Top-1 (N,), top-5 (N, min(5, C)) clusters and probabilities (N, C) of one head; ``normalize``
+    must match the training run's ``input_norm`` (True for ``"l2"``)."""
     feats = as_features(features)
-    dev = _resolve_device(device)
+    dev = _torch_device(device) if not isinstance(device, torch.device) else device
     heads = heads.to(dev).eval()
     n, c = int(feats.num_rows), heads.num_clusters
     k = min(5, c)
@@ -512,9 +567,9 @@ def predict(
     top5 = np.empty((n, k), dtype=np.int64)
     probs = np.empty((n, c), dtype=np.float32) if with_probs else None
     bar = tqdm(total=n, unit="row", unit_scale=True, file=sys.stderr, desc="predict",
-               disable=(None if progress is None else not progress), leave=False)
-    for start, x in feats.iter_chunks(chunk_rows, normalize=True):
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+               disable=progress is False, leave=False)
+    for start, x in feats.iter_chunks(chunk_rows, normalize=normalize):
+        xt = _head_input(x, dev)
         logits = heads.head_logits(xt, head).float() / teacher_temp
         top = logits.topk(k, dim=1).indices
         stop = start + xt.shape[0]
