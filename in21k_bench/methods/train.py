@@ -39,9 +39,9 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..errors import In21kError, InvalidInputError
+from ..errors import InvalidInputError, ResumeError  # ResumeError re-exported: importable from here as before
 from ..fileio import atomic_path, save_npy, write_json
-from .distributed import DistInfo, barrier, init_distributed
+from .distributed import barrier, init_distributed
 from .heads import BatchedHeads, ema_update, make_teacher, teacher_momentum
 from .health import CURVE_POINTS, health_report
 from .losses import scanv2_loss, temi_loss, uniform_prior
@@ -66,10 +66,6 @@ INPUT_NORMS = ("l2", "raw")
 #: (HHU-MMBS/TEMI-official-BMVC2023, ``main_args.py``), also used in its README commands.
 TEMI_DEFAULT_K = 50
 CHECKPOINT = "checkpoint.pt"
-
-
-class ResumeError(In21kError):
-    """A checkpoint exists but was written by a run with a different configuration or data."""
 
 
 @dataclass
@@ -221,7 +217,9 @@ def _check_neighbors(nbrs: Any, n: int, k: int) -> np.ndarray:
     return np.ascontiguousarray(nbrs)  # int32 from mine_knn stays int32 (half the memory)
 
 
-def epoch_pairs(n: int, nbrs: np.ndarray, steps: int, batch: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+def epoch_pairs(
+    n: int, nbrs: np.ndarray, steps: int, batch: int, seed: int, epoch: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Anchors (a permutation of the training set, first ``steps * batch``) and partners drawn
     uniformly from each anchor's neighbour list; depends only on ``(seed, epoch)``."""
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
@@ -335,7 +333,9 @@ def fit(
 
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    student = BatchedHeads(int(feats.dim), cfg.num_clusters, cfg.num_heads, cfg.hidden_dim, cfg.bottleneck_dim, generator=g)
+    student = BatchedHeads(
+        int(feats.dim), cfg.num_clusters, cfg.num_heads, cfg.hidden_dim, cfg.bottleneck_dim, generator=g
+    )
     teacher = make_teacher(student)
     student.to(dev)
     teacher.to(dev)
@@ -381,13 +381,24 @@ def fit(
                 t_logits = teacher(x)
         if cfg.method == "temi":
             return temi_loss(
-                s_logits, t_logits, prior, beta=cfg.beta, student_temp=cfg.student_temp,
-                teacher_temp=cfg.teacher_temp, prior_momentum=cfg.prior_momentum,
-                all_reduce=all_reduce, world_size=world,
+                s_logits,
+                t_logits,
+                prior,
+                beta=cfg.beta,
+                student_temp=cfg.student_temp,
+                teacher_temp=cfg.teacher_temp,
+                prior_momentum=cfg.prior_momentum,
+                all_reduce=all_reduce,
+                world_size=world,
             )
         return scanv2_loss(
-            s_logits, t_logits, alpha=cfg.alpha, student_temp=cfg.student_temp,
-            teacher_temp=cfg.teacher_temp, all_reduce=all_reduce, world_size=world,
+            s_logits,
+            t_logits,
+            alpha=cfg.alpha,
+            student_temp=cfg.student_temp,
+            teacher_temp=cfg.teacher_temp,
+            all_reduce=all_reduce,
+            world_size=world,
         )
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -399,15 +410,20 @@ def fit(
             anchors, partners = epoch_pairs(n, nbrs, steps, cfg.batch_size, cfg.seed, epoch)
             frozen = epoch < cfg.freeze_last_layer_epochs
 
-            def load(s: int) -> np.ndarray:
+            def load(s: int, anchors=anchors, partners=partners) -> np.ndarray:  # bound: runs on the prefetch thread
                 lo = s * cfg.batch_size + dist_info.rank * local_b
                 idx = np.concatenate([anchors[lo : lo + local_b], partners[lo : lo + local_b]])
                 return np.ascontiguousarray(feats.take(idx, normalize=norm_in), dtype=np.float32)
 
             head_sum = torch.zeros(cfg.num_heads, dtype=torch.float64, device=dev)
             bar = tqdm(
-                total=steps, unit="step", file=sys.stderr, desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
-                disable=not show, leave=False, mininterval=0.5 if tty else 30.0,
+                total=steps,
+                unit="step",
+                file=sys.stderr,
+                desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                disable=not show,
+                leave=False,
+                mininterval=0.5 if tty else 30.0,
             )
             nxt = pool.submit(load, 0)
             for s in range(steps):
@@ -427,7 +443,11 @@ def fit(
                     student.v.grad = None
                     student.g.grad = None
                 opt.step()
-                ema_update(teacher, student, teacher_momentum(gstep, total_steps, cfg.teacher_momentum, cfg.teacher_momentum_final))
+                ema_update(
+                    teacher,
+                    student,
+                    teacher_momentum(gstep, total_steps, cfg.teacher_momentum, cfg.teacher_momentum_final),
+                )
                 per_head = res.per_head.double()
                 head_sum += per_head
                 w = gstep * CURVE_POINTS // max(total_steps, 1)
@@ -461,19 +481,22 @@ def fit(
                     file=sys.stderr,
                 )
             if ckpt_path is not None and is_main:
-                _save_checkpoint(ckpt_path, {
-                    "student": student.state_dict(),
-                    "teacher": teacher.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "prior": prior.detach().cpu(),
-                    "curve_sum": curve_sum.cpu(),
-                    "curve_cnt": curve_cnt.cpu(),
-                    "epoch": epoch,
-                    "history": json.dumps(history),
-                    "rng": _rng_state(),
-                    "config": json.dumps(cfg.to_dict(), sort_keys=True),
-                    "fingerprint": json.dumps(fingerprint, sort_keys=True),
-                })
+                _save_checkpoint(
+                    ckpt_path,
+                    {
+                        "student": student.state_dict(),
+                        "teacher": teacher.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "prior": prior.detach().cpu(),
+                        "curve_sum": curve_sum.cpu(),
+                        "curve_cnt": curve_cnt.cpu(),
+                        "epoch": epoch,
+                        "history": json.dumps(history),
+                        "rng": _rng_state(),
+                        "config": json.dumps(cfg.to_dict(), sort_keys=True),
+                        "fingerprint": json.dumps(fingerprint, sort_keys=True),
+                    },
+                )
             barrier(dist_info)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, rec)
@@ -490,12 +513,23 @@ def fit(
         want_probs = save_probs
         if want_probs is None:
             want_probs = int(vf.num_rows) * cfg.num_clusters * 4 <= 4 << 30
-        top1, top5, probs = predict(teacher, vf, best, teacher_temp=cfg.teacher_temp, device=dev,
-                                    with_probs=bool(want_probs), progress=show, normalize=norm_in)
+        top1, top5, probs = predict(
+            teacher,
+            vf,
+            best,
+            teacher_temp=cfg.teacher_temp,
+            device=dev,
+            with_probs=bool(want_probs),
+            progress=show,
+            normalize=norm_in,
+        )
         result.top1, result.top5, result.probs = top1, top5, probs
         sizes = head_cluster_sizes(teacher, vf, device=dev, normalize=norm_in)
         cnt = curve_cnt.cpu().numpy()
-        curve = [float(v) if c > 0 else None for v, c in zip((curve_sum[:, best] / curve_cnt.clamp_min(1)).cpu().numpy(), cnt)]
+        curve = [
+            float(v) if c > 0 else None
+            for v, c in zip((curve_sum[:, best] / curve_cnt.clamp_min(1)).cpu().numpy(), cnt)
+        ]
         result.health = health_report(sizes, best, curve, total_steps, min_steps=min_steps, method=cfg.method)
         for msg in result.health["warnings"]:
             print(f"fit {cfg.method}: warning: {msg}", file=sys.stderr)
@@ -504,21 +538,24 @@ def fit(
             save_npy(out / "top5.npy", top5)
             if probs is not None:
                 save_npy(out / "probs.npy", probs)
-            write_json(out / "fit.json", {
-                "method": cfg.method,
-                "config": cfg.to_dict(),
-                "settings": settings or {},
-                "steps_per_epoch": steps,
-                "total_steps": total_steps,
-                "best_head": best,
-                "head_losses": [float(v) for v in head_losses],
-                "health": result.health,
-                "history": history,
-                "world_size": world,
-                "num_train": n,
-                "num_predicted": int(vf.num_rows),
-                "files": ["top1.npy", "top5.npy"] + (["probs.npy"] if probs is not None else []),
-            })
+            write_json(
+                out / "fit.json",
+                {
+                    "method": cfg.method,
+                    "config": cfg.to_dict(),
+                    "settings": settings or {},
+                    "steps_per_epoch": steps,
+                    "total_steps": total_steps,
+                    "best_head": best,
+                    "head_losses": [float(v) for v in head_losses],
+                    "health": result.health,
+                    "history": history,
+                    "world_size": world,
+                    "num_train": n,
+                    "num_predicted": int(vf.num_rows),
+                    "files": ["top1.npy", "top5.npy"] + (["probs.npy"] if probs is not None else []),
+                },
+            )
     barrier(dist_info)
     return result
 
@@ -529,7 +566,11 @@ def _head_input(x: np.ndarray, dev: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def head_cluster_sizes(
-    heads: BatchedHeads, features: Any, *, device: str | torch.device = "cpu", normalize: bool = True,
+    heads: BatchedHeads,
+    features: Any,
+    *,
+    device: str | torch.device = "cpu",
+    normalize: bool = True,
     chunk_rows: int = 16384,
 ) -> np.ndarray:
     """``(H, C)`` number of rows that each head assigns (top-1) to each cluster."""
@@ -566,8 +607,9 @@ def predict(
     top1 = np.empty(n, dtype=np.int64)
     top5 = np.empty((n, k), dtype=np.int64)
     probs = np.empty((n, c), dtype=np.float32) if with_probs else None
-    bar = tqdm(total=n, unit="row", unit_scale=True, file=sys.stderr, desc="predict",
-               disable=progress is False, leave=False)
+    bar = tqdm(
+        total=n, unit="row", unit_scale=True, file=sys.stderr, desc="predict", disable=progress is False, leave=False
+    )
     for start, x in feats.iter_chunks(chunk_rows, normalize=normalize):
         xt = _head_input(x, dev)
         logits = heads.head_logits(xt, head).float() / teacher_temp
