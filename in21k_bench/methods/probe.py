@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..device import resolve_device
 from ..errors import InvalidInputError
 from ..fileio import atomic_path
-from .train import as_features
+from .features_input import as_features
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_WDS", "ProbeResult", "linear_probe", "write_class_scores"]
 

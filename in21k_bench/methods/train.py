@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from ..device import resolve_device
 from ..errors import InvalidInputError, ResumeError  # ResumeError re-exported: importable from here as before
 from ..fileio import atomic_path, save_npy, write_json
 from .distributed import barrier, init_distributed
+from .features_input import as_features  # also importable from here, as before
 from .heads import BatchedHeads, ema_update, make_teacher, teacher_momentum
 from .health import CURVE_POINTS, health_report
 from .losses import scanv2_loss, temi_loss, uniform_prior
@@ -156,50 +157,6 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     t = (step - warm) / (total - warm - 1)
     end = cfg.end_lr
     return end + (cfg.lr - end) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
-
-
-# --------------------------------------------------------------------------- features
-
-
-class _ArrayFeatures:
-    """In-memory features (float32); the L2-normalised copy is made once, on first use."""
-
-    def __init__(self, x: np.ndarray) -> None:
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[0] < 1:
-            raise InvalidInputError(f"train: expected a 2-D feature array, got {getattr(x, 'shape', type(x))}")
-        x = np.asarray(x, dtype=np.float32)
-        if not np.isfinite(x).all():
-            raise InvalidInputError("train: features contain NaN or inf")
-        self.raw = x
-        self._unit: np.ndarray | None = None
-        self.num_rows, self.dim = x.shape
-
-    @property
-    def x(self) -> np.ndarray:
-        if self._unit is None:
-            norms = np.linalg.norm(self.raw, axis=1, keepdims=True)
-            self._unit = self.raw / np.maximum(norms, 1e-12)
-        return self._unit
-
-    def _rows(self, normalize: bool) -> np.ndarray:
-        return self.x if normalize else self.raw
-
-    def take(self, idx: np.ndarray, normalize: bool = True) -> np.ndarray:
-        return self._rows(normalize)[idx]
-
-    def iter_chunks(self, chunk_rows: int = 65536, normalize: bool = True) -> Iterator[tuple[int, np.ndarray]]:
-        rows = self._rows(normalize)
-        for s in range(0, self.num_rows, chunk_rows):
-            yield s, rows[s : s + chunk_rows]
-
-
-def as_features(x: Any):
-    """Wrap an array; pass a feature store through (duck-typed, see the module docstring)."""
-    if isinstance(x, np.ndarray):
-        return _ArrayFeatures(x)
-    if all(hasattr(x, a) for a in ("take", "iter_chunks", "num_rows", "dim")):
-        return x
-    raise InvalidInputError(f"train: expected an np.ndarray or a FeatureStore, got {type(x).__name__}")
 
 
 def _check_neighbors(nbrs: Any, n: int, k: int) -> np.ndarray:
