@@ -47,13 +47,32 @@ def run_one(method: str, seed: int, feats: str, work: str) -> dict:
             run = fit_features(method, feats, out, num_clusters=10, seed=seed, device="cpu", progress=False)
             top1 = run.result.top1
             s = run.summary()
-            info = {k: s[k] for k in ("regime", "batch_size", "epochs", "total_steps", "peak_lr", "lr_schedule", "knn",
-                                      "num_heads", "empty_clusters", "warnings")}
+            info = {
+                k: s[k]
+                for k in (
+                    "regime",
+                    "batch_size",
+                    "epochs",
+                    "total_steps",
+                    "peak_lr",
+                    "lr_schedule",
+                    "knn",
+                    "num_heads",
+                    "empty_clusters",
+                    "warnings",
+                )
+            }
     y = np.asarray(val.labels)
     m = dense_matching(top1, y, 10, 10)
-    return {"method": method, "seed": seed, "acc": float(accuracy(top1, y, m.cluster_to_label)), "nmi": float(nmi(y, top1)),
-            "seconds": round(time.perf_counter() - t0, 1), **info,
-            "warnings_logged": [line for line in err.getvalue().splitlines() if "warning" in line]}
+    return {
+        "method": method,
+        "seed": seed,
+        "acc": float(accuracy(top1, y, m.cluster_to_label)),
+        "nmi": float(nmi(y, top1)),
+        "seconds": round(time.perf_counter() - t0, 1),
+        **info,
+        "warnings_logged": [line for line in err.getvalue().splitlines() if "warning" in line],
+    }
 
 
 def main(argv=None) -> int:
@@ -62,7 +81,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed-list", default=None, help="Comma-separated seeds (instead of 0..seeds-1).")
     ap.add_argument("--methods", default="kmeans,temi,scanv2")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=None, help="Folder for the features and runs (default: a temporary one).")
+    ap.add_argument(
+        "--work", type=Path, default=None, help="Folder for the features and runs (default: a temporary one)."
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from in21k_bench.features.digits import write_digits
@@ -92,14 +113,25 @@ def main(argv=None) -> int:
         for f in concurrent.futures.as_completed(futs):
             r = f.result()
             results.setdefault(r["method"], []).append(r)
-            print(f"{r['method']} seed {r['seed']}: ACC {r['acc']:.4f} NMI {r['nmi']:.4f} ({r['seconds']}s) "
-                  + (f"[{r['regime']}: batch {r['batch_size']}, {r['total_steps']} steps, peak lr {r['peak_lr']:g} "
-                     f"{r['lr_schedule']}, k {r['knn']}, {r['num_heads']} heads]" if "regime" in r else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"{r['method']} seed {r['seed']}: ACC {r['acc']:.4f} NMI {r['nmi']:.4f} ({r['seconds']}s) "
+                + (
+                    f"[{r['regime']}: batch {r['batch_size']}, {r['total_steps']} steps, peak lr {r['peak_lr']:g} "
+                    f"{r['lr_schedule']}, k {r['knn']}, {r['num_heads']} heads]"
+                    if "regime" in r
+                    else ""
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
     summary = {
-        m: {"acc_mean": float(np.mean([r["acc"] for r in rs])), "acc_std": float(np.std([r["acc"] for r in rs])),
-            "nmi_mean": float(np.mean([r["nmi"] for r in rs])), "nmi_std": float(np.std([r["nmi"] for r in rs])),
-            "runs": sorted(rs, key=lambda r: r["seed"])}
+        m: {
+            "acc_mean": float(np.mean([r["acc"] for r in rs])),
+            "acc_std": float(np.std([r["acc"] for r in rs])),
+            "nmi_mean": float(np.mean([r["nmi"] for r in rs])),
+            "nmi_std": float(np.std([r["nmi"] for r in rs])),
+            "runs": sorted(rs, key=lambda r: r["seed"]),
+        }
         for m, rs in results.items()
     }
     if args.json:

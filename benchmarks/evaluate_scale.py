@@ -124,13 +124,25 @@ def run_ours(path: str, benchmark: str) -> dict:
     t = time.perf_counter()
     match_clusters(top1, b.val_labels(), b.num_classes, max(b.num_classes, int(top1.max()) + 1))
     tm = time.perf_counter() - t
-    return {"seconds": dt, "matching_seconds": tm, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": base, "acc": r.acc, "top1_L": r.top1_L, "top5_1": r.top5_1, "top5_L": r.top5_L, "nmi": r.nmi, "ari": r.ari}
+    return {
+        "seconds": dt,
+        "matching_seconds": tm,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_after_import_mb": base,
+        "acc": r.acc,
+        "top1_L": r.top1_L,
+        "top5_1": r.top5_1,
+        "top5_L": r.top5_L,
+        "nmi": r.nmi,
+        "ari": r.ari,
+    }
 
 
 def run_dense(path: str, benchmark: str) -> dict:
-    import in21k_bench
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    import in21k_bench
 
     base = peak_rss_mb()
     t = time.perf_counter()
@@ -184,7 +196,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--benchmark", default="in21k")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--moved", type=float, default=0.6, help="fraction of samples moved to a neighbour's or a random cluster (0.6 -> ACC ~ 30%%)")
+    ap.add_argument(
+        "--moved",
+        type=float,
+        default=0.6,
+        help="fraction of samples moved to a neighbour's or a random cluster (0.6 -> ACC ~ 30%%)",
+    )
     ap.add_argument("--skip-dense", action="store_true", help="only time the sparse evaluator")
     ap.add_argument("--repeats", type=int, default=3, help="fresh-process runs per evaluator (median reported)")
     ap.add_argument("--child", choices=["ours", "dense"], help=argparse.SUPPRESS)
@@ -201,7 +218,11 @@ def main() -> None:
     bench = in21k_bench.load(args.benchmark)
     t = time.perf_counter()
     top5 = make_predictions(bench, args.seed, args.moved)
-    print(f"benchmark {bench.name} {bench.version}: N={len(top5):,} C={bench.num_classes:,} top-5 predictions built in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    print(
+        f"benchmark {bench.name} {bench.version}: N={len(top5):,} C={bench.num_classes:,} top-5 predictions built in "
+        f"{time.perf_counter() - t:.1f}s",
+        file=sys.stderr,
+    )
     runs: dict[str, list[dict]] = {"ours": [], "dense": []}
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "top5.npy")
@@ -216,12 +237,21 @@ def main() -> None:
     ours = _median_run(runs["ours"])
     dense = _median_run(runs["dense"]) if runs["dense"] else None
     rows = [("ours (sparse, exact)", ours)] + ([("dense linear_sum_assignment", dense)] if dense else [])
-    print(f"{'evaluator':<30}{'seconds':>9}{'matching':>10}{'peak RSS MB':>13}{'(after import)':>16}{'ACC':>10}{'top1->L':>9}{'top5->1':>9}{'top5->L':>9}{'NMI':>8}{'ARI':>8}")
+    print(
+        f"{'evaluator':<30}{'seconds':>9}{'matching':>10}{'peak RSS MB':>13}{'(after import)':>16}{'ACC':>10}"
+        f"{'top1->L':>9}{'top5->1':>9}{'top5->L':>9}{'NMI':>8}{'ARI':>8}"
+    )
     for name, r in rows:
-        print(f"{name:<30}{r['seconds']:>9.2f}{r['matching_seconds']:>10.2f}{r['peak_rss_mb']:>13.0f}{r['rss_after_import_mb']:>16.0f}{r['acc']:>10.5f}{r['top1_L']:>9.5f}{r['top5_1']:>9.5f}{r['top5_L']:>9.5f}{r['nmi']:>8.4f}{r['ari']:>8.4f}")
+        print(
+            f"{name:<30}{r['seconds']:>9.2f}{r['matching_seconds']:>10.2f}{r['peak_rss_mb']:>13.0f}{r['rss_after_import_mb']:>16.0f}{r['acc']:>10.5f}{r['top1_L']:>9.5f}{r['top5_1']:>9.5f}{r['top5_L']:>9.5f}{r['nmi']:>8.4f}{r['ari']:>8.4f}"
+        )
     if dense:
         same = len({r["acc"] for r in runs["ours"] + runs["dense"]}) == 1  # every run, both sides
-        print(f"speed-up end to end (medians of {args.repeats}): {dense['seconds'] / ours['seconds']:.1f}x   matching step: {dense['matching_seconds'] / ours['matching_seconds']:.1f}x   ACC identical: {same}   peak memory ours: {ours['peak_rss_mb']:.0f} MB (< 1024: {ours['peak_rss_mb'] < 1024})")
+        print(
+            f"speed-up end to end (medians of {args.repeats}): {dense['seconds'] / ours['seconds']:.1f}x   matching "
+            f"step: {dense['matching_seconds'] / ours['matching_seconds']:.1f}x   ACC identical: {same}   peak memory "
+            f"ours: {ours['peak_rss_mb']:.0f} MB (< 1024: {ours['peak_rss_mb'] < 1024})"
+        )
         if not same:
             raise SystemExit("ACC differs between the sparse and the dense evaluator")
 

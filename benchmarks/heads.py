@@ -50,7 +50,9 @@ class ModuleListHeads(nn.Module):
     def __init__(self, batched: BatchedHeads) -> None:
         super().__init__()
         H = batched.num_heads
-        self.heads = nn.ModuleList(PerHead(batched.in_dim, batched.num_clusters, batched.hidden_dim, batched.bottleneck_dim) for _ in range(H))
+        self.heads = nn.ModuleList(
+            PerHead(batched.in_dim, batched.num_clusters, batched.hidden_dim, batched.bottleneck_dim) for _ in range(H)
+        )
         with torch.no_grad():  # identical initial weights
             for h, m in enumerate(self.heads):
                 m.mlp[0].weight.copy_(batched.w1[:, h].T)
@@ -163,12 +165,14 @@ def breakdown(batched: BatchedHeads, listed: ModuleListHeads, rows: int, reps: i
             with torch.no_grad():
                 teachers[k](x)
             out.backward(grad)
+
         return f
 
     def opt_part(k):
         def f():
             opts[k].step()
             ema_update(teachers[k], models[k], 0.996)
+
         return f
 
     def loss_part():
@@ -180,7 +184,11 @@ def breakdown(batched: BatchedHeads, listed: ModuleListHeads, rows: int, reps: i
         (torch.randn(H, rows, M, generator=g), torch.randn(H, M, K, generator=g)),  # layer 2
         (torch.randn(H, rows, K, generator=g), torch.randn(H, K, C, generator=g)),  # layer 3
     ]
-    gy = [torch.randn(rows, H * M, generator=g), torch.randn(H, rows, K, generator=g), torch.randn(H, rows, C, generator=g)]
+    gy = [
+        torch.randn(rows, H * M, generator=g),
+        torch.randn(H, rows, K, generator=g),
+        torch.randn(H, rows, C, generator=g),
+    ]
 
     def gemm_only():
         for i, (a, w) in enumerate(ops):
@@ -201,7 +209,7 @@ def breakdown(batched: BatchedHeads, listed: ModuleListHeads, rows: int, reps: i
     }
     times: dict[str, list[float]] = {k: [] for k in parts}
     for r in range(reps + 1):  # first repetition is a warm-up
-        for k, f in (parts.items() if r % 2 == 0 else reversed(list(parts.items()))):
+        for k, f in parts.items() if r % 2 == 0 else reversed(list(parts.items())):
             t0 = time.perf_counter()
             f()
             if r:
@@ -219,12 +227,22 @@ def main(argv=None) -> int:
     ap.add_argument("--clusters", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=512, help="pairs per step (rows = 2 x batch)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per implementation and round")
-    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds (order alternates; the median round counts)")
+    ap.add_argument(
+        "--rounds", type=int, default=4, help="interleaved rounds (order alternates; the median round counts)"
+    )
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--breakdown", type=int, default=0, metavar="REPS",
-                    help="also time the parts of a step (heads / loss / optimizer / pure GEMMs), REPS repetitions")
-    ap.add_argument("--glibc-mmap", action="store_true",
-                    help="keep glibc's default of mmap-ing (and page-faulting) every block >= 32 MB afresh")
+    ap.add_argument(
+        "--breakdown",
+        type=int,
+        default=0,
+        metavar="REPS",
+        help="also time the parts of a step (heads / loss / optimizer / pure GEMMs), REPS repetitions",
+    )
+    ap.add_argument(
+        "--glibc-mmap",
+        action="store_true",
+        help="keep glibc's default of mmap-ing (and page-faulting) every block >= 32 MB afresh",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     heap = keep_large_allocations(not args.glibc_mmap)
@@ -238,7 +256,10 @@ def main(argv=None) -> int:
         "batched": make_step(batched, make_teacher(batched)),
         "modulelist": make_step(listed, _frozen(copy.deepcopy(listed))),
     }
-    data = [F.normalize(torch.randn(2 * args.batch, args.dim, generator=g), dim=1) for _ in range(1 + args.steps * args.rounds)]
+    data = [
+        F.normalize(torch.randn(2 * args.batch, args.dim, generator=g), dim=1)
+        for _ in range(1 + args.steps * args.rounds)
+    ]
     losses = {k: [f(data[0])] for k, f in steps.items()}  # warm-up step (same data for both)
     rounds: dict[str, list[float]] = {k: [] for k in steps}  # pairs/s of each round
     for r in range(args.rounds):
@@ -254,9 +275,16 @@ def main(argv=None) -> int:
     rel = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses["batched"], losses["modulelist"]))
     fl = flops_per_step(args.heads, args.dim, args.clusters, args.batch)
     res = {
-        "config": {"H": args.heads, "D": args.dim, "C": args.clusters, "pairs_per_step": args.batch,
-                   "threads": torch.get_num_threads(), "steps_per_round": args.steps, "rounds": args.rounds,
-                   "large_allocations_from_heap": heap},
+        "config": {
+            "H": args.heads,
+            "D": args.dim,
+            "C": args.clusters,
+            "pairs_per_step": args.batch,
+            "threads": torch.get_num_threads(),
+            "steps_per_round": args.steps,
+            "rounds": args.rounds,
+            "large_allocations_from_heap": heap,
+        },
         "pairs_per_second": rate,
         "pairs_per_second_rounds": rounds,
         "speedup": rate["batched"] / rate["modulelist"],
@@ -273,13 +301,20 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"H={args.heads} D={args.dim} C={args.clusters} batch={args.batch} pairs, {torch.get_num_threads()} threads, "
-              f"{args.rounds} interleaved rounds x {args.steps} steps each (median round), "
-              f"large blocks from {'heap' if heap else 'mmap'}")
+        print(
+            f"H={args.heads} D={args.dim} C={args.clusters} batch={args.batch} pairs, {torch.get_num_threads()} "
+            f"threads, {args.rounds} interleaved rounds x {args.steps} steps each (median round), "
+            f"large blocks from {'heap' if heap else 'mmap'}"
+        )
         for k in steps:
             print(f"  {k:<11} {rate[k]:8.1f} pairs/s  {res['achieved_gflops'][k]:7.1f} GFLOP/s")
-        print(f"  speedup batched / modulelist: {res['speedup']:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
-        print(f"  max relative loss difference over {n + 1} steps: {rel:.2e} ({'ok' if res['loss_ok'] else 'FAIL'}, <= 1e-5)")
+        print(
+            f"  speedup batched / modulelist: {res['speedup']:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+        print(
+            f"  max relative loss difference over {n + 1} steps: {rel:.2e} ({'ok' if res['loss_ok'] else 'FAIL'}, <= "
+            "1e-5)"
+        )
         print(f"  matmul FLOPs per step: {res['gflop_per_step']:.1f} GFLOP")
         if args.breakdown:
             print("  breakdown of one step (median seconds):")

@@ -71,11 +71,14 @@ def main(argv=None) -> int:
     base = BatchedHeads(args.dim, args.clusters, args.heads, generator=g)
     names = args.variants.split(",")
     steps = {k: make_step(copy.deepcopy(base), VARIANTS[k]) for k in names}
-    data = [F.normalize(torch.randn(2 * args.batch, args.dim, generator=g), dim=1) for _ in range(1 + args.steps * args.rounds)]
+    data = [
+        F.normalize(torch.randn(2 * args.batch, args.dim, generator=g), dim=1)
+        for _ in range(1 + args.steps * args.rounds)
+    ]
     losses = {k: [f(data[0])] for k, f in steps.items()}
     rounds: dict[str, list[float]] = {k: [] for k in steps}
     for r in range(args.rounds):
-        for k in (names if r % 2 == 0 else names[::-1]):
+        for k in names if r % 2 == 0 else names[::-1]:
             t0 = time.perf_counter()
             for i in range(args.steps):
                 losses[k].append(steps[k](data[1 + r * args.steps + i]))
@@ -84,8 +87,15 @@ def main(argv=None) -> int:
     ref = losses["fp32"] if "fp32" in losses else losses[names[0]]
     rel = {k: max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(v, ref)) for k, v in losses.items()}
     res = {
-        "config": {"H": args.heads, "D": args.dim, "C": args.clusters, "pairs_per_step": args.batch,
-                   "threads": torch.get_num_threads(), "steps": args.steps, "rounds": args.rounds},
+        "config": {
+            "H": args.heads,
+            "D": args.dim,
+            "C": args.clusters,
+            "pairs_per_step": args.batch,
+            "threads": torch.get_num_threads(),
+            "steps": args.steps,
+            "rounds": args.rounds,
+        },
         "pairs_per_second": rate,
         "speed_vs_fp32": {k: rate[k] / rate["fp32"] for k in rate} if "fp32" in rate else {},
         "max_relative_loss_difference_vs_fp32": rel,
@@ -94,11 +104,15 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"H={args.heads} D={args.dim} C={args.clusters} batch={args.batch} pairs, {torch.get_num_threads()} threads, "
-              f"{args.rounds} interleaved rounds x {args.steps} steps")
+        print(
+            f"H={args.heads} D={args.dim} C={args.clusters} batch={args.batch} pairs, {torch.get_num_threads()} "
+            f"threads, {args.rounds} interleaved rounds x {args.steps} steps"
+        )
         for k in names:
-            print(f"  {k:<5} {rate[k]:8.1f} pairs/s  x{res['speed_vs_fp32'].get(k, float('nan')):.2f} vs fp32  "
-                  f"max rel. loss diff {rel[k]:.2e}")
+            print(
+                f"  {k:<5} {rate[k]:8.1f} pairs/s  x{res['speed_vs_fp32'].get(k, float('nan')):.2f} vs fp32  "
+                f"max rel. loss diff {rel[k]:.2e}"
+            )
     return 0
 
 

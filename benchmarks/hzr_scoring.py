@@ -82,8 +82,10 @@ def main() -> None:
     def score(rows, node, cands):
         return (x[torch.from_numpy(rows)] @ text[torch.from_numpy(cands)].T).numpy()
 
-    print(f"HZR scoring step on CPU ({args.threads} thread(s)), real MIIL tree, D={args.dim}, "
-          f"{args.n:,} samples of non-leaf classes (node-batched) vs {args.baseline_n:,} (per-sample)")
+    print(
+        f"HZR scoring step on CPU ({args.threads} thread(s)), real MIIL tree, D={args.dim}, "
+        f"{args.n:,} samples of non-leaf classes (node-batched) vs {args.baseline_n:,} (per-sample)"
+    )
     print(f"{'mode':<9} {'node-batched img/s':>19} {'per-sample img/s':>17} {'ratio':>7}  steps/sample")
     for mode in ("leaf-hzr", "p-hzr"):
         t0 = time.perf_counter()
@@ -118,7 +120,10 @@ def main() -> None:
         tot = f * total
         for gpu, peak in (("A100 bf16 312 TFLOP/s", 312e12), ("H100 SXM bf16 989 TFLOP/s", 989e12)):
             hours = tot / (0.4 * peak) / 3600
-            print(f"  {name:<12} {f / 1e9:7.0f} GFLOP/img x {total / 1e6:.2f} M img = {tot:.2e} FLOP; {gpu} at 40% utilisation: {hours:5.1f} h")
+            print(
+                f"  {name:<12} {f / 1e9:7.0f} GFLOP/img x {total / 1e6:.2f} M img = {tot:.2e} FLOP; {gpu} at 40% "
+                f"utilisation: {hours:5.1f} h"
+            )
 
 
 if __name__ == "__main__":

@@ -46,34 +46,50 @@ def main() -> None:
     from in21k_bench.methods.kmeans import SphericalKMeans
 
     x = make_data(args.n, args.d)
-    print(f"data: N={args.n:,} D={args.d} K={args.k:,} niter={args.niter}; faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
+    print(
+        f"data: N={args.n:,} D={args.d} K={args.k:,} niter={args.niter}; faiss {faiss.__version__}, "
+        f"{faiss.omp_get_max_threads()} threads"
+    )
     ours_t, raw_t = [], []
     for r in range(args.repeat):
         t = time.perf_counter()
         km = SphericalKMeans(args.k, niter=args.niter, seed=r, device="cpu").fit(x)
         ours_t.append(time.perf_counter() - t)
         t = time.perf_counter()
-        raw = faiss.Kmeans(args.d, args.k, niter=args.niter, seed=r, spherical=True, max_points_per_centroid=args.n // args.k + 2)
+        raw = faiss.Kmeans(
+            args.d, args.k, niter=args.niter, seed=r, spherical=True, max_points_per_centroid=args.n // args.k + 2
+        )
         raw.train(x)
         raw_t.append(time.perf_counter() - t)
         same = abs(km.objective - float(raw.obj[-1])) <= 1e-6 * abs(km.objective)
         dc = float(np.abs(km.centroids - raw.centroids).max())
-        print(f"run {r}: ours {ours_t[-1]:.2f}s  faiss {raw_t[-1]:.2f}s  objective ours {km.objective:.4f} faiss {float(raw.obj[-1]):.4f}  "
-              f"same objective (rel 1e-6)={same}  max centroid diff {dc:.1e} (multithreaded float sums)")
+        print(
+            f"run {r}: ours {ours_t[-1]:.2f}s  faiss {raw_t[-1]:.2f}s  objective ours {km.objective:.4f} faiss "
+            f"{float(raw.obj[-1]):.4f}  "
+            f"same objective (rel 1e-6)={same}  max centroid diff {dc:.1e} (multithreaded float sums)"
+        )
         if not same:
             raise SystemExit("objectives differ")
     o, f = min(ours_t), min(raw_t)
-    print(f"\nbest of {args.repeat}: ours {o:.2f}s  raw faiss.Kmeans {f:.2f}s  ratio ours/faiss = {o / f:.3f}x (target <= 1.15x)")
+    print(
+        f"\nbest of {args.repeat}: ours {o:.2f}s  raw faiss.Kmeans {f:.2f}s  ratio ours/faiss = {o / f:.3f}x (target "
+        "<= 1.15x)"
+    )
     print(f"mean cosine to centroid: {km.objective / args.n:.4f}")
     if not args.no_sklearn:
         from sklearn.cluster import KMeans
 
         t = time.perf_counter()
-        sk = KMeans(n_clusters=args.k, n_init=1, max_iter=args.niter, tol=0.0, init="random", algorithm="lloyd", random_state=0).fit(x)
+        sk = KMeans(
+            n_clusters=args.k, n_init=1, max_iter=args.niter, tol=0.0, init="random", algorithm="lloyd", random_state=0
+        ).fit(x)
         ts = time.perf_counter() - t
         c = sk.cluster_centers_ / np.linalg.norm(sk.cluster_centers_, axis=1, keepdims=True)
         cos = float(np.einsum("ij,ij->i", x, c[sk.labels_]).mean())
-        print(f"scikit-learn KMeans(n_init=1, max_iter={args.niter}): {ts:.2f}s  ratio sklearn/faiss = {ts / f:.2f}x  mean cosine {cos:.4f}")
+        print(
+            f"scikit-learn KMeans(n_init=1, max_iter={args.niter}): {ts:.2f}s  ratio sklearn/faiss = {ts / f:.2f}x  "
+            f"mean cosine {cos:.4f}"
+        )
 
 
 if __name__ == "__main__":

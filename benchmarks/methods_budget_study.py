@@ -2,7 +2,8 @@
 
 Measures ACC (Hungarian, on val) against the number of optimizer steps, the batch size, the peak
 learning rate and its schedule (cosine to ~0 vs constant after warm-up), the number of neighbours k,
-the first-epoch freeze of the cluster layer, normalised vs raw inputs and the teacher's EMA momentum -- one factor at a time
+the first-epoch freeze of the cluster layer, normalised vs raw inputs and the teacher's EMA momentum -- one factor at a
+time
 around a centre setting -- for both methods on two data sets:
 
 * ``digits``: scikit-learn's digits, 1,442 train / 355 val real 8x8 images, 64 raw pixel values
@@ -38,8 +39,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DOG = "n02084071"
 CENTRE = {
-    "digits": {"steps": 2000, "batch": 64, "peak_lr": 1e-3, "schedule": "constant", "freeze": 1, "input": "l2", "k": 20, "momentum": 0.996},
-    "sim": {"steps": 2000, "batch": 128, "peak_lr": 1e-3, "schedule": "constant", "freeze": 1, "input": "l2", "k": 10, "momentum": 0.996},
+    "digits": {
+        "steps": 2000,
+        "batch": 64,
+        "peak_lr": 1e-3,
+        "schedule": "constant",
+        "freeze": 1,
+        "input": "l2",
+        "k": 20,
+        "momentum": 0.996,
+    },
+    "sim": {
+        "steps": 2000,
+        "batch": 128,
+        "peak_lr": 1e-3,
+        "schedule": "constant",
+        "freeze": 1,
+        "input": "l2",
+        "k": 10,
+        "momentum": 0.996,
+    },
 }
 FACTORS = {
     "steps": [250, 500, 1000, 2000, 4000],
@@ -72,15 +91,20 @@ def prepare(work: Path) -> dict:
             else:
                 from in21k_bench.features.simulate import simulate_features
 
-                tr, va = simulate_features("in21k", work / "simstore", scale=0.03, val_scale=0.4, dim=64, seed=0,
-                                           progress=False, subtree=DOG)
+                tr, va = simulate_features(
+                    "in21k", work / "simstore", scale=0.03, val_scale=0.4, dim=64, seed=0, progress=False, subtree=DOG
+                )
                 x, y, xv, yv = tr.to_array(normalize=False), tr.labels, va.to_array(normalize=False), va.labels
             xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
             nbrs = exact_knn(np.ascontiguousarray(xn, dtype=np.float32), 50)
             for suffix, arr in (("x", x), ("y", y), ("xv", xv), ("yv", yv), ("knn", nbrs)):
                 np.save(work / f"{name}_{suffix}.npy", np.asarray(arr))
         y = np.load(work / f"{name}_y.npy")
-        info[name] = {"n": int(len(y)), "C": int(y.max() + 1), "dim": int(np.load(work / f"{name}_x.npy", mmap_mode="r").shape[1])}
+        info[name] = {
+            "n": int(len(y)),
+            "C": int(y.max() + 1),
+            "dim": int(np.load(work / f"{name}_x.npy", mmap_mode="r").shape[1]),
+        }
     return info
 
 
@@ -136,10 +160,20 @@ def run_job(job: dict, work: str, heads: int) -> dict:
         nbrs = np.load(w / f"{ds}_knn.npy")[:, : job["k"]]
         spe = len(x) // job["batch"]
         epochs = max(1, math.ceil(job["steps"] / spe))
-        cfg = TrainConfig(method=job["method"], num_clusters=c, num_heads=heads, epochs=epochs, batch_size=job["batch"],
-                          knn=job["k"], base_lr=job["peak_lr"] * 256 / job["batch"], seed=job["seed"],
-                          lr_schedule=job["schedule"], freeze_last_layer_epochs=job["freeze"], input_norm=job["input"],
-                          teacher_momentum=job.get("momentum", 0.996))
+        cfg = TrainConfig(
+            method=job["method"],
+            num_clusters=c,
+            num_heads=heads,
+            epochs=epochs,
+            batch_size=job["batch"],
+            knn=job["k"],
+            base_lr=job["peak_lr"] * 256 / job["batch"],
+            seed=job["seed"],
+            lr_schedule=job["schedule"],
+            freeze_last_layer_epochs=job["freeze"],
+            input_norm=job["input"],
+            teacher_momentum=job.get("momentum", 0.996),
+        )
         with open(os.devnull, "w") as quiet:
             old, sys.stderr = sys.stderr, quiet
             try:
@@ -147,11 +181,18 @@ def run_job(job: dict, work: str, heads: int) -> dict:
             finally:
                 sys.stderr = old
         top1 = res.top1
-        out.update(epochs=epochs, steps_run=epochs * spe, empty_clusters=res.health["chosen_head"]["empty_clusters"],
-                   loss_tail_ratio=res.health["loss_tail_ratio"])
+        out.update(
+            epochs=epochs,
+            steps_run=epochs * spe,
+            empty_clusters=res.health["chosen_head"]["empty_clusters"],
+            loss_tail_ratio=res.health["loss_tail_ratio"],
+        )
     m = dense_matching(top1, yv, c, c)
-    out.update(acc=float(accuracy(top1, yv, m.cluster_to_label)), nmi=float(nmi(yv, top1)),
-               seconds=round(time.perf_counter() - t0, 1))
+    out.update(
+        acc=float(accuracy(top1, yv, m.cluster_to_label)),
+        nmi=float(nmi(yv, top1)),
+        seconds=round(time.perf_counter() - t0, 1),
+    )
     return out
 
 
@@ -181,7 +222,9 @@ def summarise(rows: list[dict]) -> dict:
                     p = dict(CENTRE[ds], **{factor: v})
                     hit = [r["acc"] for r in mrows if all(r.get(k) == p[k] for k in p)]
                     if hit:
-                        pts.append({"value": v, "acc_mean": float(np.mean(hit)), "acc_std": float(np.std(hit)), "n": len(hit)})
+                        pts.append(
+                            {"value": v, "acc_mean": float(np.mean(hit)), "acc_std": float(np.std(hit)), "n": len(hit)}
+                        )
                 d.setdefault(method, {})[factor] = pts
     return out
 
@@ -202,9 +245,20 @@ def plot(summary: dict, path: Path) -> None:
                 pts = summary[ds].get(method, {}).get(f, [])
                 if not pts:
                     continue
-                xs = [str(p["value"]) for p in pts] if f in ("schedule", "input", "freeze") else [p["value"] for p in pts]
-                ax.errorbar(xs, [100 * p["acc_mean"] for p in pts], yerr=[100 * p["acc_std"] for p in pts],
-                            marker="o", color=colour, label=method, capsize=2)
+                xs = (
+                    [str(p["value"]) for p in pts]
+                    if f in ("schedule", "input", "freeze")
+                    else [p["value"] for p in pts]
+                )
+                ax.errorbar(
+                    xs,
+                    [100 * p["acc_mean"] for p in pts],
+                    yerr=[100 * p["acc_std"] for p in pts],
+                    marker="o",
+                    color=colour,
+                    label=method,
+                    capsize=2,
+                )
             km = summary[ds]["kmeans"]["acc_mean"]
             if km is not None:
                 ax.axhline(100 * km, color="grey", ls="--", lw=1, label="k-means")
@@ -228,8 +282,11 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", default="digits,sim")
     ap.add_argument("--methods", default="temi,scanv2")
     ap.add_argument("--factors", default=",".join(FACTORS), help="Subset of factors to run.")
-    ap.add_argument("--only", default=None,
-                    help="Run only these points, in this order: 'method:factor=value;...' (e.g. 'temi:steps=4000;scanv2:k=50').")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help="Run only these points, in this order: 'method:factor=value;...' (e.g. 'temi:steps=4000;scanv2:k=50').",
+    )
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
@@ -242,8 +299,11 @@ def main(argv=None) -> int:
         _log(f"data: {info}")
         done = {job_key(r) for r in load_rows(args.out)}
         factors = set(args.factors.split(","))
-        todo = [j for j in jobs(args.datasets.split(","), args.methods.split(","), args.seeds, info)
-                if (j["factor"] in factors or j["method"] == "kmeans") and job_key(j) not in done]
+        todo = [
+            j
+            for j in jobs(args.datasets.split(","), args.methods.split(","), args.seeds, info)
+            if (j["factor"] in factors or j["method"] == "kmeans") and job_key(j) not in done
+        ]
         if args.only:
             want = []
             for item in args.only.split(";"):
@@ -253,13 +313,22 @@ def main(argv=None) -> int:
 
             def rank(j):
                 for i, (m, f, v) in enumerate(want):
-                    if j["method"] == m and str(j.get(f)) == v and all(
-                            j.get(g) == CENTRE[j["dataset"]][g] for g in CENTRE[j["dataset"]] if g != f):
+                    if (
+                        j["method"] == m
+                        and str(j.get(f)) == v
+                        and all(j.get(g) == CENTRE[j["dataset"]][g] for g in CENTRE[j["dataset"]] if g != f)
+                    ):
                         return i
                 return None
 
-            todo = sorted((j for j in jobs(args.datasets.split(","), args.methods.split(","), args.seeds, info)
-                           if j["method"] == "kmeans" or rank(j) is not None), key=lambda j: -1 if j["method"] == "kmeans" else rank(j))
+            todo = sorted(
+                (
+                    j
+                    for j in jobs(args.datasets.split(","), args.methods.split(","), args.seeds, info)
+                    if j["method"] == "kmeans" or rank(j) is not None
+                ),
+                key=lambda j: -1 if j["method"] == "kmeans" else rank(j),
+            )
             todo = [j for j in todo if job_key(j) not in done]
         # the centre point is in every factor's list: run it once
         _log(f"{len(todo)} runs to do on {args.workers} worker(s)")

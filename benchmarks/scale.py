@@ -45,9 +45,18 @@ CLI = str(Path(sys.executable).parent / "in21k-bench")
 
 
 def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", TQDM_DISABLE="1",
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
+    env.update(
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        CUDA_VISIBLE_DEVICES="",
+        TQDM_DISABLE="1",
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    )
     return env
 
 
@@ -58,8 +67,20 @@ def timed(args: list[str], nproc: int, label: str = "") -> float:
     """Wall seconds of the whole command; its CPU seconds go to ``CPU[label]``."""
     import resource
 
-    cmd = [CLI, *args] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                           f"--nproc_per_node={nproc}", "--no-python", CLI, *args]
+    cmd = (
+        [CLI, *args]
+        if nproc == 1
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "--no-python",
+            CLI,
+            *args,
+        ]
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
@@ -80,17 +101,46 @@ def bench_extract(work: Path) -> tuple[float, float, str]:
 
     img = work / "digits"
     write_digit_images(img, 64, classes=[f"c{j:02d}" for j in range(16)], splits=("train",), size=64)
-    base = ["features", "extract", "--images", str(img), "--split", "train", "--backbone", "timm:resnet18", "--random-init",
-            "--image-size", str(SIZES["image_size"]), "--workers", "0", "--batch-size", "32", "--shard-rows", "64", "--device", "cpu"]
+    base = [
+        "features",
+        "extract",
+        "--images",
+        str(img),
+        "--split",
+        "train",
+        "--backbone",
+        "timm:resnet18",
+        "--random-init",
+        "--image-size",
+        str(SIZES["image_size"]),
+        "--workers",
+        "0",
+        "--batch-size",
+        "32",
+        "--shard-rows",
+        "64",
+        "--device",
+        "cpu",
+    ]
     t1 = timed([*base, "--out", str(work / "ext1")], 1, "extract-1")
     t2 = timed([*base, "--out", str(work / "ext2")], 2, "extract-2")
-    a, b = FeatureStore.open(work / "ext1" / "train", verify=True), FeatureStore.open(work / "ext2" / "train", verify=True)
+    a, b = (
+        FeatureStore.open(work / "ext1" / "train", verify=True),
+        FeatureStore.open(work / "ext2" / "train", verify=True),
+    )
     assert a.num_rows == b.num_rows == 1024 and list(a.sample_ids) == list(b.sample_ids)
-    assert np.array_equal(a.labels, b.labels) and [s["rows"] for s in a.meta["shards"]] == [s["rows"] for s in b.meta["shards"]]
+    assert np.array_equal(a.labels, b.labels) and [s["rows"] for s in a.meta["shards"]] == [
+        s["rows"] for s in b.meta["shards"]
+    ]
     xa, xb = a.to_array(normalize=False), b.to_array(normalize=False)
     rel = float(np.max(np.abs(xa - xb) / np.maximum(np.abs(xa), 1e-3)))
     same = np.allclose(xa, xb, rtol=2e-3, atol=2e-3)
-    return t1, t2, f"same ids/order/labels/shards; values {'within' if same else 'NOT within'} fp16 rounding (max rel diff {rel:.1e})"
+    return (
+        t1,
+        t2,
+        f"same ids/order/labels/shards; values {'within' if same else 'NOT within'} fp16 rounding (max rel diff "
+        f"{rel:.1e})",
+    )
 
 
 def bench_knn(work: Path) -> tuple[float, float, str]:
@@ -118,8 +168,25 @@ def bench_relabel(work: Path) -> tuple[float, float, str]:
     wnids = [tax.wnids[c] for c in sorted(classes)[:16]]
     img = work / "hzr"
     write_digit_images(img, 64, classes=wnids, splits=("train",), size=64)
-    base = ["relabel", "--mode", "leaf-hzr", "--root", str(img), "--splits", "train", "--model", "in21k-test-small", "--device", "cpu",
-            "--num-workers", "0", "--batch-size", "32", "--chunk-rows", "64"]
+    base = [
+        "relabel",
+        "--mode",
+        "leaf-hzr",
+        "--root",
+        str(img),
+        "--splits",
+        "train",
+        "--model",
+        "in21k-test-small",
+        "--device",
+        "cpu",
+        "--num-workers",
+        "0",
+        "--batch-size",
+        "32",
+        "--chunk-rows",
+        "64",
+    ]
     t1 = timed([*base, "--out", str(work / "r1.parquet"), "--cache-dir", str(work / "cache1")], 1, "relabel-1")
     t2 = timed([*base, "--out", str(work / "r2.parquet"), "--cache-dir", str(work / "cache2")], 2, "relabel-2")
     a, b = pd.read_parquet(work / "r1.parquet"), pd.read_parquet(work / "r2.parquet")
@@ -134,15 +201,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", default="extract,knn,relabel", help="Comma-separated: extract, knn, relabel.")
     ap.add_argument("--json", action="store_true", help="Also print the results as JSON.")
-    ap.add_argument("--image-size", type=int, default=SIZES["image_size"], help="Input size of the extract job's resnet18 (its work per image).")
+    ap.add_argument(
+        "--image-size",
+        type=int,
+        default=SIZES["image_size"],
+        help="Input size of the extract job's resnet18 (its work per image).",
+    )
     ap.add_argument("--knn-rows", type=int, default=SIZES["knn_rows"], help="Rows of the knn job's store.")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
     SIZES.update(image_size=args.image_size, knn_rows=args.knn_rows)
     load0 = os.getloadavg()
-    print(f"cpus: {os.cpu_count()}; load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; one thread per process; "
-          f"extract at {SIZES['image_size']} px, knn over {SIZES['knn_rows']:,} rows")
+    print(
+        f"cpus: {os.cpu_count()}; load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; one thread per "
+        f"process; extract at {SIZES['image_size']} px, knn over {SIZES['knn_rows']:,} rows"
+    )
     print(f"{'job':<9} {'1 process':>10} {'2 processes':>12} {'ratio':>7} {'CPU s 1 / 2':>13}  check")
     results = {}
     work = Path(tempfile.mkdtemp(prefix="in21k-scale-"))
@@ -150,8 +224,14 @@ def main() -> None:
         for j in jobs:
             t1, t2, check = JOBS[j](work / j)
             c1, c2 = CPU[f"{j}-1"], CPU[f"{j}-2"]
-            results[j] = {"one_process_s": round(t1, 2), "two_processes_s": round(t2, 2), "ratio": round(t1 / t2, 2),
-                          "cpu_one_s": round(c1, 1), "cpu_two_s": round(c2, 1), "check": check}
+            results[j] = {
+                "one_process_s": round(t1, 2),
+                "two_processes_s": round(t2, 2),
+                "ratio": round(t1 / t2, 2),
+                "cpu_one_s": round(c1, 1),
+                "cpu_two_s": round(c2, 1),
+                "check": check,
+            }
             print(f"{j:<9} {t1:>9.1f}s {t2:>11.1f}s {t1 / t2:>6.2f}x {c1:>6.0f} / {c2:<6.0f}  {check}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

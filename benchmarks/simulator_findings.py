@@ -21,7 +21,8 @@ The subsampling happens here (rows taken per class from the store, seeded); ``si
 unchanged.  Everything else is the documented default except the scaled-down settings printed in the
 header (heads, steps, k, lr).  Hungarian ACC and NMI on val; mean +- std over seeds.
 
-    python benchmarks/simulator_findings.py [--seeds 3] [--big-batch-seeds 2] [--steps 600] [--heads 2] [--workers 2] [--json]
+    python benchmarks/simulator_findings.py [--seeds 3] [--big-batch-seeds 2] [--steps 600] [--heads 2] [--workers 2]
+    [--json]
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def make_settings(labels: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     imb = np.floor(raw).astype(np.int64)
     imb[np.argsort(-(raw - imb), kind="stable")[: total - imb.sum()]] += 1
     imb = np.maximum(imb, 1)
-    return {"balanced": per_class_subsample(labels, bal, seed), "imbalanced": per_class_subsample(labels, imb, seed + 1)}
+    return {
+        "balanced": per_class_subsample(labels, bal, seed),
+        "imbalanced": per_class_subsample(labels, imb, seed + 1),
+    }
 
 
 def _score(top1: np.ndarray, y: np.ndarray, c: int) -> dict:
@@ -104,8 +108,16 @@ def run_job(job: dict) -> dict:
         epochs = max(1, math.ceil(job["steps"] / spe))
         # constant peak lr across batch sizes unless peak_lr <= 0 (then the package's batch/256 scaling)
         base_lr = job["peak_lr"] * 256 / job["batch"] if job["peak_lr"] > 0 else job["base_lr"]
-        cfg = TrainConfig(method=job["method"], num_clusters=c, num_heads=job["heads"], epochs=epochs, batch_size=job["batch"],
-                          knn=job["k"], base_lr=base_lr, seed=job["seed"])
+        cfg = TrainConfig(
+            method=job["method"],
+            num_clusters=c,
+            num_heads=job["heads"],
+            epochs=epochs,
+            batch_size=job["batch"],
+            knn=job["k"],
+            base_lr=base_lr,
+            seed=job["seed"],
+        )
         with open(os.devnull, "w") as quiet:  # fit logs one line per epoch; hundreds here
             old, sys.stderr = sys.stderr, (sys.stderr if job["verbose"] else quiet)
             try:
@@ -122,7 +134,13 @@ def run_job(job: dict) -> dict:
 def _agg(rows: list[dict]) -> dict:
     a = np.array([r["acc"] for r in rows])
     n = np.array([r["nmi"] for r in rows])
-    return {"acc_mean": float(a.mean()), "acc_std": float(a.std()), "nmi_mean": float(n.mean()), "nmi_std": float(n.std()), "n": len(rows)}
+    return {
+        "acc_mean": float(a.mean()),
+        "acc_std": float(a.std()),
+        "nmi_mean": float(n.mean()),
+        "nmi_std": float(n.std()),
+        "n": len(rows),
+    }
 
 
 def main(argv=None) -> int:
@@ -131,8 +149,12 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=600, help="optimisation steps per TEMI/SCANv2 run")
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--peak-lr", type=float, default=2e-3, help="peak lr, the same for every batch size (<= 0: use --base-lr)")
-    ap.add_argument("--base-lr", type=float, default=4e-3, help="per 256 samples, scaled by batch/256 (only with --peak-lr 0)")
+    ap.add_argument(
+        "--peak-lr", type=float, default=2e-3, help="peak lr, the same for every batch size (<= 0: use --base-lr)"
+    )
+    ap.add_argument(
+        "--base-lr", type=float, default=4e-3, help="per 256 samples, scaled by batch/256 (only with --peak-lr 0)"
+    )
     ap.add_argument("--verbose", action="store_true", help="show fit's per-epoch log lines")
     ap.add_argument("--batch-mults", default="0.5,1,4,16", help="batch sizes as multiples of C")
     ap.add_argument("--big-batch-seeds", type=int, default=2, help="seeds for batch mults > 4 (CPU time)")
@@ -151,8 +173,9 @@ def main(argv=None) -> int:
     parts = set(args.only.split(","))
     with tempfile.TemporaryDirectory(prefix="simfindings-") as tmp:
         work = Path(tmp)
-        train, val = simulate_features("in21k", work / "feats", scale=args.scale, val_scale=0.4, dim=args.dim, seed=0,
-                                       subtree=DOG, progress=False)
+        train, val = simulate_features(
+            "in21k", work / "feats", scale=args.scale, val_scale=0.4, dim=args.dim, seed=0, subtree=DOG, progress=False
+        )
         x_all = train.to_array()
         y_all = np.asarray(train.labels, dtype=np.int64)
         c = int(y_all.max()) + 1
@@ -166,14 +189,28 @@ def main(argv=None) -> int:
             np.save(work / f"{name}_x.npy", x)
             np.save(work / f"{name}_knn.npy", knn)
             cnt = np.bincount(y, minlength=c)
-            info[name] = {"rows": int(len(y)), "min_class": int(cnt.min()), "max_class": int(cnt.max()),
-                          "knn_purity": float((y[knn] == y[:, None]).mean())}
-            _log(f"{name}: {len(y):,} rows, class sizes {cnt.min()}..{cnt.max()}, k={args.k} neighbour purity "
-                 f"{info[name]['knn_purity']:.3f}")
+            info[name] = {
+                "rows": int(len(y)),
+                "min_class": int(cnt.min()),
+                "max_class": int(cnt.max()),
+                "knn_purity": float((y[knn] == y[:, None]).mean()),
+            }
+            _log(
+                f"{name}: {len(y):,} rows, class sizes {cnt.min()}..{cnt.max()}, k={args.k} neighbour purity "
+                f"{info[name]['knn_purity']:.3f}"
+            )
 
         mults = [float(m) for m in args.batch_mults.split(",")]
-        base = {"work": str(work), "C": c, "heads": args.heads, "k": args.k, "base_lr": args.base_lr, "steps": args.steps,
-                "peak_lr": args.peak_lr, "verbose": args.verbose}
+        base = {
+            "work": str(work),
+            "C": c,
+            "heads": args.heads,
+            "k": args.k,
+            "base_lr": args.base_lr,
+            "steps": args.steps,
+            "peak_lr": args.peak_lr,
+            "verbose": args.verbose,
+        }
         jobs = []
         bal_rows = info["balanced"]["rows"]
         for mult in mults if "batch" in parts else []:
@@ -183,16 +220,35 @@ def main(argv=None) -> int:
                 continue
             for method in ("temi", "scanv2"):
                 for seed in range(args.seeds if mult <= 4 else min(args.seeds, args.big_batch_seeds)):
-                    jobs.append(base | {"part": "batch", "setting": "balanced", "method": method, "batch": b, "mult": mult, "seed": seed})
+                    jobs.append(
+                        base
+                        | {
+                            "part": "batch",
+                            "setting": "balanced",
+                            "method": method,
+                            "batch": b,
+                            "mult": mult,
+                            "seed": seed,
+                        }
+                    )
         if "imbalance" in parts:
             b = int(round(args.imbalance_batch_mult * c))
             for setting in ("balanced", "imbalanced"):
                 for method in ("kmeans", "temi", "scanv2"):
                     for seed in range(args.seeds):
-                        j = base | {"part": "imbalance", "setting": setting, "method": method, "batch": b,
-                                    "mult": args.imbalance_batch_mult, "seed": seed}
+                        j = base | {
+                            "part": "imbalance",
+                            "setting": setting,
+                            "method": method,
+                            "batch": b,
+                            "mult": args.imbalance_batch_mult,
+                            "seed": seed,
+                        }
                         # the balanced deep runs at this batch are shared with the batch sweep
-                        dup = any(o["setting"] == setting and o["method"] == method and o["batch"] == b and o["seed"] == seed for o in jobs)
+                        dup = any(
+                            o["setting"] == setting and o["method"] == method and o["batch"] == b and o["seed"] == seed
+                            for o in jobs
+                        )
                         if not dup:
                             jobs.append(j)
         # biggest jobs first so the pool finishes together
@@ -206,8 +262,10 @@ def main(argv=None) -> int:
             for f in as_completed(futs):
                 r = f.result()
                 results.append(r)
-                _log(f"{r['setting']:<10} {r['method']:<6} batch {r['batch']:>5} seed {r['seed']}: ACC {r['acc']:.4f} "
-                     f"NMI {r['nmi']:.4f} ({r['seconds']}s)")
+                _log(
+                    f"{r['setting']:<10} {r['method']:<6} batch {r['batch']:>5} seed {r['seed']}: ACC {r['acc']:.4f} "
+                    f"NMI {r['nmi']:.4f} ({r['seconds']}s)"
+                )
 
     def pick(**kw):
         return [r for r in results if all(r[k] == v for k, v in kw.items())]
@@ -217,14 +275,27 @@ def main(argv=None) -> int:
         for method in ("temi", "scanv2"):
             rs = pick(setting="balanced", method=method, mult=mult)
             if rs:
-                summary["batch"].append({"method": method, "mult": mult, "batch": rs[0]["batch"], "steps": rs[0]["steps_run"],
-                                         "epochs": rs[0]["epochs"], "clusters_used": float(np.mean([r["clusters_used"] for r in rs]))} | _agg(rs))
+                summary["batch"].append(
+                    {
+                        "method": method,
+                        "mult": mult,
+                        "batch": rs[0]["batch"],
+                        "steps": rs[0]["steps_run"],
+                        "epochs": rs[0]["epochs"],
+                        "clusters_used": float(np.mean([r["clusters_used"] for r in rs])),
+                    }
+                    | _agg(rs)
+                )
     if "imbalance" in parts:
         b = int(round(args.imbalance_batch_mult * c))
         for setting in ("balanced", "imbalanced"):
             km = pick(setting=setting, method="kmeans")
             for method in ("kmeans", "temi", "scanv2"):
-                rs = pick(setting=setting, method=method) if method == "kmeans" else pick(setting=setting, method=method, batch=b)
+                rs = (
+                    pick(setting=setting, method=method)
+                    if method == "kmeans"
+                    else pick(setting=setting, method=method, batch=b)
+                )
                 if not rs:
                     continue
                 row = {"setting": setting, "method": method} | _agg(rs)
@@ -238,26 +309,42 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"simulated in21k dog subtree (SYNTHETIC features), C = {c}; {args.heads} heads, {args.steps} steps/run, "
-          f"k = {args.k}, "
-          + (f"peak lr {args.peak_lr} for every batch" if args.peak_lr > 0 else f"lr {args.base_lr} x batch/256")
-          + f"; {args.seeds} seed(s), {min(args.seeds, args.big_batch_seeds)} for batch > 4C")
+    print(
+        f"simulated in21k dog subtree (SYNTHETIC features), C = {c}; {args.heads} heads, {args.steps} steps/run, "
+        f"k = {args.k}, "
+        + (f"peak lr {args.peak_lr} for every batch" if args.peak_lr > 0 else f"lr {args.base_lr} x batch/256")
+        + f"; {args.seeds} seed(s), {min(args.seeds, args.big_batch_seeds)} for batch > 4C"
+    )
     for name in ("balanced", "imbalanced"):
         i = info[name]
-        print(f"  {name}: {i['rows']:,} train rows, class sizes {i['min_class']}..{i['max_class']}, neighbour purity {i['knn_purity']:.3f}")
+        print(
+            f"  {name}: {i['rows']:,} train rows, class sizes {i['min_class']}..{i['max_class']}, neighbour purity "
+            f"{i['knn_purity']:.3f}"
+        )
     if summary["batch"]:
         print("\n1) batch size vs C (balanced set); ACC / NMI in %, mean +- std over seeds")
         print(f"{'method':<7} {'batch':>6} {'xC':>5} {'steps':>6} {'ACC':>14} {'NMI':>14} {'clusters':>9} {'n':>2}")
         for r in summary["batch"]:
-            print(f"{r['method']:<7} {r['batch']:>6} {r['mult']:>5g} {r['steps']:>6} {100 * r['acc_mean']:>7.2f} +- {100 * r['acc_std']:<4.2f}"
-                  f" {100 * r['nmi_mean']:>7.2f} +- {100 * r['nmi_std']:<4.2f} {r['clusters_used']:>9.1f} {r['n']:>2}")
+            print(
+                f"{r['method']:<7} {r['batch']:>6} {r['mult']:>5g} {r['steps']:>6} {100 * r['acc_mean']:>7.2f} +- "
+                f"{100 * r['acc_std']:<4.2f}"
+                f" {100 * r['nmi_mean']:>7.2f} +- {100 * r['nmi_std']:<4.2f} {r['clusters_used']:>9.1f} {r['n']:>2}"
+            )
     if summary["imbalance"]:
-        print(f"\n2) balanced vs imbalanced training set (same size), batch {int(round(args.imbalance_batch_mult * c))}")
+        print(
+            f"\n2) balanced vs imbalanced training set (same size), batch {int(round(args.imbalance_batch_mult * c))}"
+        )
         print(f"{'setting':<11} {'method':<7} {'ACC':>14} {'NMI':>14} {'ACC - kmeans':>16}")
         for r in summary["imbalance"]:
-            g = f"{100 * r['gain_vs_kmeans_mean']:+7.2f} +- {100 * r['gain_vs_kmeans_std']:.2f}" if "gain_vs_kmeans_mean" in r else ""
-            print(f"{r['setting']:<11} {r['method']:<7} {100 * r['acc_mean']:>7.2f} +- {100 * r['acc_std']:<4.2f}"
-                  f" {100 * r['nmi_mean']:>7.2f} +- {100 * r['nmi_std']:<4.2f} {g:>16}")
+            g = (
+                f"{100 * r['gain_vs_kmeans_mean']:+7.2f} +- {100 * r['gain_vs_kmeans_std']:.2f}"
+                if "gain_vs_kmeans_mean" in r
+                else ""
+            )
+            print(
+                f"{r['setting']:<11} {r['method']:<7} {100 * r['acc_mean']:>7.2f} +- {100 * r['acc_std']:<4.2f}"
+                f" {100 * r['nmi_mean']:>7.2f} +- {100 * r['nmi_std']:<4.2f} {g:>16}"
+            )
     print(f"\ntotal {summary['seconds']} s")
     return 0
 

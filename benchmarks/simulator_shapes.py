@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     import torch
 
     import in21k_bench
-    from in21k_bench.features.simulate import SimParams, _Generator, _class_table  # noqa: PLC2701 - same package, benchmark script
+    from in21k_bench.features.simulate import SimParams, _class_table, _Generator  # noqa: PLC2701 - same package, benchmark script
     from in21k_bench.methods.kmeans import SphericalKMeans
     from in21k_bench.methods.knn import exact_knn
     from in21k_bench.metrics import accuracy, dense_matching, nmi
@@ -67,9 +67,16 @@ def main(argv=None) -> int:
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     xv /= np.linalg.norm(xv, axis=1, keepdims=True)
     knn = exact_knn(x, max(a.k, 20))
-    out = {"synthetic": True, "sim": json.loads(a.sim), "benchmark": a.benchmark, "subtree": a.subtree, "C": c,
-           "train_rows": int(len(y)), "val_rows": int(len(yv)),
-           "knn_purity": {k: round(float((y[knn[:, :k]] == y[:, None]).mean()), 3) for k in (1, 5, 10, 20)}}
+    out = {
+        "synthetic": True,
+        "sim": json.loads(a.sim),
+        "benchmark": a.benchmark,
+        "subtree": a.subtree,
+        "C": c,
+        "train_rows": int(len(y)),
+        "val_rows": int(len(yv)),
+        "knn_purity": {k: round(float((y[knn[:, :k]] == y[:, None]).mean()), 3) for k in (1, 5, 10, 20)},
+    }
 
     def score(top1):
         m = dense_matching(top1, yv, c, c)
@@ -85,8 +92,18 @@ def main(argv=None) -> int:
 
             spe = len(x) // a.batch
             epochs = max(1, -(-a.steps // spe))
-            cfg = TrainConfig(method=method, num_clusters=c, num_heads=a.heads, epochs=epochs, batch_size=a.batch, knn=a.k,
-                              base_lr=a.lr * 256 / a.batch, min_lr=a.min_lr, teacher_momentum=a.momentum, seed=a.seed)
+            cfg = TrainConfig(
+                method=method,
+                num_clusters=c,
+                num_heads=a.heads,
+                epochs=epochs,
+                batch_size=a.batch,
+                knn=a.k,
+                base_lr=a.lr * 256 / a.batch,
+                min_lr=a.min_lr,
+                teacher_momentum=a.momentum,
+                seed=a.seed,
+            )
             with open(os.devnull, "w") as quiet:
                 old, sys.stderr = sys.stderr, quiet
                 try:

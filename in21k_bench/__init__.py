@@ -9,11 +9,9 @@ Public API (mirrors the CLI)::
 
 from __future__ import annotations
 
+from .benchmark import Benchmark, list_benchmarks, load
+from .errors import In21kError
+from .evaluate import evaluate  # the function; shadows the submodule name on purpose
 from .version import __version__
-
-from .benchmark import Benchmark, list_benchmarks, load  # noqa: E402
-from .errors import In21kError  # noqa: E402
-from .evaluate import evaluate  # noqa: E402  (the function; shadows the submodule name on purpose)
-
 
 __all__ = ["Benchmark", "In21kError", "evaluate", "list_benchmarks", "load", "__version__"]

@@ -30,7 +30,13 @@ __all__ = ["Benchmark", "INPUTS_ENV", "inputs_dir", "list_benchmarks", "load"]
 class Benchmark:
     """A loaded benchmark: classes, labels, counts and label sets (see ``docs/design.md``)."""
 
-    def __init__(self, definition: BenchmarkDefinition, tables: Mapping[str, pd.DataFrame], taxonomy: Taxonomy, imagenet1k: ImageNet1k | None = None):
+    def __init__(
+        self,
+        definition: BenchmarkDefinition,
+        tables: Mapping[str, pd.DataFrame],
+        taxonomy: Taxonomy,
+        imagenet1k: ImageNet1k | None = None,
+    ):
         self.definition = definition
         self.name = definition.name
         self.version = definition.version
@@ -50,12 +56,20 @@ class Benchmark:
         elif definition.source == "imagenet-1k":
             lab = self._tables["labels"]
             self.source_classes = pd.DataFrame(
-                {"class_index": lab["label"], "wnid": lab["wnid"], "label": lab["label"], "num_train": lab["num_train"], "num_val": lab["num_val"]}
+                {
+                    "class_index": lab["label"],
+                    "wnid": lab["wnid"],
+                    "label": lab["label"],
+                    "num_train": lab["num_train"],
+                    "num_val": lab["num_val"],
+                }
             )
         else:  # sample-level relabeling: counts per original class, label not a function of the class
             counts = {}
             for split, df in (("train", self._train), ("val", self._val)):
-                counts[f"num_{split}"] = df["original_index"].value_counts() if df is not None else pd.Series(dtype=np.int64)
+                counts[f"num_{split}"] = (
+                    df["original_index"].value_counts() if df is not None else pd.Series(dtype=np.int64)
+                )
             idx = np.union1d(counts["num_train"].index.to_numpy(), counts["num_val"].index.to_numpy()).astype(np.int64)
             self.source_classes = pd.DataFrame(
                 {
@@ -72,7 +86,13 @@ class Benchmark:
 
     # ------------------------------------------------------------------------------------------
     @classmethod
-    def from_tables(cls, definition: BenchmarkDefinition, arrow_tables: Mapping, taxonomy: Taxonomy, imagenet1k: ImageNet1k | None = None) -> "Benchmark":
+    def from_tables(
+        cls,
+        definition: BenchmarkDefinition,
+        arrow_tables: Mapping,
+        taxonomy: Taxonomy,
+        imagenet1k: ImageNet1k | None = None,
+    ) -> "Benchmark":
         return cls(definition, {k: t.to_pandas() for k, t in arrow_tables.items()}, taxonomy, imagenet1k)
 
     def _count_train(self) -> int | None:
@@ -93,7 +113,10 @@ class Benchmark:
         return self.definition.source == "in21k" and self._train is None
 
     def __repr__(self) -> str:
-        return f"Benchmark({self.name!r}, version={self.version!r}, C={self.num_classes}, train={self.num_train}, val={self.num_val}, status={self.status!r})"
+        return (
+            f"Benchmark({self.name!r}, version={self.version!r}, C={self.num_classes}, train={self.num_train}, "
+            f"val={self.num_val}, status={self.status!r})"
+        )
 
     # ------------------------------------------------------------------------------------------
     def val_labels(self) -> np.ndarray:
@@ -115,7 +138,10 @@ class Benchmark:
         sc = self.source_classes
         counts = sc["num_train"].to_numpy()
         if (counts < 0).any():
-            raise In21kError(f"benchmark {self.name}: per-class train counts are not in the manifest; call materialize(root) on a local copy")
+            raise In21kError(
+                f"benchmark {self.name}: per-class train counts are not in the manifest; call materialize(root) on a "
+                "local copy"
+            )
         return np.repeat(sc["label"].to_numpy(dtype=np.int64), counts)
 
     def val_sample_ids(self) -> np.ndarray | None:
@@ -149,7 +175,9 @@ class Benchmark:
             lengths = col.map(len).to_numpy()
             indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             indices = np.concatenate([np.asarray(x, dtype=np.int32) for x in col])
-            return sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(self.num_val, self.num_classes))
+            return sp.csr_matrix(
+                (np.ones(len(indices), dtype=bool), indices, indptr), shape=(self.num_val, self.num_classes)
+            )
         labels = self.val_labels()
         if kind == "self":
             n = len(labels)
@@ -162,7 +190,13 @@ class Benchmark:
         kind = self.definition.label_sets
         if kind == "real":
             ids = self.imagenet1k.val_sample_ids if self.imagenet1k is not None else None
-            return RealSets(self.label_sets(), source_rows=self.val_source_rows(), source_size=self.val_source_size, source_ids=ids, source_name="ImageNet-1K val")
+            return RealSets(
+                self.label_sets(),
+                source_rows=self.val_source_rows(),
+                source_size=self.val_source_size,
+                source_ids=ids,
+                source_name="ImageNet-1K val",
+            )
         if kind == "self":
             return OwnLabel(self.val_labels(), self.num_classes)
         return LabelAndAncestors(self.val_labels(), self.label_matrix())
@@ -201,7 +235,12 @@ class Benchmark:
         if split not in ("train", "val"):
             raise InvalidInputError(f"benchmark {self.name}: expected split train or val, found {split!r}")
         manifest = self._train if split == "train" else self._val
-        if manifest is not None and "sample_id" in manifest and split == "val" and self.definition.source == "imagenet-1k":
+        if (
+            manifest is not None
+            and "sample_id" in manifest
+            and split == "val"
+            and self.definition.source == "imagenet-1k"
+        ):
             df = _imagenet1k_val(root, manifest)
         elif manifest is not None and "sample_id" in manifest:
             df = manifest[["sample_id", "label"]].copy()
@@ -221,7 +260,11 @@ class Benchmark:
                 listing = listing[~odd | (pos % 2 == 0)].reset_index(drop=True)
             found = listing["class_dir"].value_counts()
             expected = sc.set_index("wnid")[f"num_{split}"]
-            diff = {w: (int(expected[w]), int(found.get(w, 0))) for w in expected.index if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])}
+            diff = {
+                w: (int(expected[w]), int(found.get(w, 0)))
+                for w in expected.index
+                if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])
+            }
             df = listing[["sample_id", "label"]].copy()
             df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
         mm = df.attrs.get("mismatches", {})
@@ -271,16 +314,23 @@ def _resolve_inputs(d: BenchmarkDefinition, inputs) -> dict[str, Path]:
     given: dict[str, Path] = {}
     if isinstance(inputs, (str, os.PathLike)):
         if len(d.inputs) != 1:
-            raise In21kError(f"benchmark {d.name}: expected a mapping of inputs {[i.key for i in d.inputs]}, found a single path")
+            raise In21kError(
+                f"benchmark {d.name}: expected a mapping of inputs {[i.key for i in d.inputs]}, found a single path"
+            )
         given[d.inputs[0].key] = Path(inputs)
     elif inputs:
         given = {k: Path(v) for k, v in dict(inputs).items()}
     unknown = sorted(set(given) - {i.key for i in d.inputs})
     if unknown:
-        raise InvalidInputError(f"benchmark {d.name}: expected inputs named {[i.key for i in d.inputs]}, found {unknown}")
+        raise InvalidInputError(
+            f"benchmark {d.name}: expected inputs named {[i.key for i in d.inputs]}, found {unknown}"
+        )
     for key, p in given.items():  # a path the caller names must exist; only the default location may be absent
         if not p.is_file():
-            raise InvalidInputError(f"benchmark {d.name}: expected the {key} input file at {p}, found {'a folder' if p.is_dir() else 'none'}")
+            raise InvalidInputError(
+                f"benchmark {d.name}: expected the {key} input file at {p}, found "
+                f"{'a folder' if p.is_dir() else 'none'}"
+            )
     resolved, missing = {}, []
     for spec in d.inputs:
         p = given.get(spec.key, inputs_dir() / d.version / spec.filename)
@@ -290,14 +340,22 @@ def _resolve_inputs(d: BenchmarkDefinition, inputs) -> dict[str, Path]:
             missing.append((spec, p))
     if missing:
         lines = "; ".join(
-            f"missing {s.key} ({s.description}) at {p}; produce it with `{s.produce}` or fetch it with `{s.download}`, then pass it as load({d.name!r}, inputs=...) or place it at {inputs_dir() / d.version / s.filename}"
+            f"missing {s.key} ({s.description}) at {p}; produce it with `{s.produce}` or fetch it with `{s.download}`, "
+            f"then pass it as load({d.name!r}, inputs=...) or place it at {inputs_dir() / d.version / s.filename}"
             for s, p in missing
         )
         raise NeedsInputError(f"benchmark {d.name} {d.version} needs input: {lines}")
     return resolved
 
 
-def load(name: str, version: str | None = None, *, source: str = "package", inputs=None, root: str | os.PathLike | None = None) -> Benchmark:
+def load(
+    name: str,
+    version: str | None = None,
+    *,
+    source: str = "package",
+    inputs=None,
+    root: str | os.PathLike | None = None,
+) -> Benchmark:
     """Load a registered benchmark (``version`` None = the latest version of ``name``).
 
     ``source="package"`` reads the manifests shipped with the package (checksummed); ``source="hub"``
@@ -319,7 +377,10 @@ def load(name: str, version: str | None = None, *, source: str = "package", inpu
     root = splits_root(root)
     files = ManifestIndex.load(root).benchmark_entry(d.name, d.version)
     if files is None:
-        raise In21kError(f"benchmark {d.name}: expected version {d.version} in the manifest index at {root}, found none (run `in21k-bench build-manifests`)")
+        raise In21kError(
+            f"benchmark {d.name}: expected version {d.version} in the manifest index at {root}, found none (run "
+            "`in21k-bench build-manifests`)"
+        )
     taxonomy = read_taxonomy(d.version, root)
     in1k = read_imagenet1k(d.version, root) if d.source == "imagenet-1k" else None
     tables = {Path(rel).stem: read_arrow(rel, root) for rel in files["files"]}

@@ -49,7 +49,9 @@ class BenchmarkDefinition:
 
     @property
     def needs(self) -> str:
-        return "; ".join(f"{i.key}: {i.description} (produce: `{i.produce}`; download: `{i.download}`)" for i in self.inputs)
+        return "; ".join(
+            f"{i.key}: {i.description} (produce: `{i.produce}`; download: `{i.download}`)" for i in self.inputs
+        )
 
     def build(self, taxonomy, imagenet1k=None, inputs: dict | None = None) -> dict:
         kwargs = dict(self.rule)
@@ -131,9 +133,21 @@ def get_definition(name: str, version: str | None = None) -> BenchmarkDefinition
 # --------------------------------------------------------------------------------------------------
 
 V1 = "v1"
-_PCT = {"counts": "estimated winter21 train counts (fall11 numImages - 50)", "interpolation": "linear", "inclusive": True}
+_PCT = {
+    "counts": "estimated winter21 train counts (fall11 numImages - 50)",
+    "interpolation": "linear",
+    "inclusive": True,
+}
 
-register(BenchmarkDefinition("in21k", "full", V1, "All 10,450 ImageNet-21K-P winter21 classes with their original labels.", subsets.build_all_classes))
+register(
+    BenchmarkDefinition(
+        "in21k",
+        "full",
+        V1,
+        "All 10,450 ImageNet-21K-P winter21 classes with their original labels.",
+        subsets.build_all_classes,
+    )
+)
 
 for _name, _s in (("tiny", 5), ("small", 15), ("base", 25), ("large", 35), ("huge", 45)):
     register(
@@ -165,9 +179,13 @@ register(
         "centered-2k",
         "imbalance",
         V1,
-        "The same number of classes as imbalanced-2k, all taken as the window of the count ranking centred on the median.",
+        "The same number of classes as imbalanced-2k, all taken as the window of the count ranking centred on the "
+        "median.",
         subsets.build_centered,
-        rule={"counts": _PCT["counts"], "match": {k: _IMB[k] for k in ("band_half_width", "top_fraction", "interpolation", "inclusive")}},
+        rule={
+            "counts": _PCT["counts"],
+            "match": {k: _IMB[k] for k in ("band_half_width", "top_fraction", "interpolation", "inclusive")},
+        },
     )
 )
 
@@ -184,12 +202,31 @@ for _d in range(1, 10):
         )
     )
 
-register(BenchmarkDefinition("wordnet-leaf", "leaf", V1, "Only classes with no hyponym at all in WordNet (no child in wordnet.is_a.txt).", subsets.build_wordnet_leaf))
-register(BenchmarkDefinition("in21k-leaf", "leaf", V1, "Only classes with no child in the MIIL tree.", subsets.build_miil_leaf))
+register(
+    BenchmarkDefinition(
+        "wordnet-leaf",
+        "leaf",
+        V1,
+        "Only classes with no hyponym at all in WordNet (no child in wordnet.is_a.txt).",
+        subsets.build_wordnet_leaf,
+    )
+)
+register(
+    BenchmarkDefinition(
+        "in21k-leaf", "leaf", V1, "Only classes with no child in the MIIL tree.", subsets.build_miil_leaf
+    )
+)
 
 for _mode, _desc in (
-    ("leaf-hzr", "All samples; every sample of a non-leaf class is relabelled by hierarchical zero-shot CLIP refinement down to a leaf."),
-    ("p-hzr", "Like leaf-hzr, but at every step the current class competes with its children, so refinement may stop early."),
+    (
+        "leaf-hzr",
+        "All samples; every sample of a non-leaf class is relabelled by hierarchical zero-shot CLIP refinement down to "
+        "a leaf.",
+    ),
+    (
+        "p-hzr",
+        "Like leaf-hzr, but at every step the current class competes with its children, so refinement may stop early.",
+    ),
 ):
     register(
         BenchmarkDefinition(
@@ -203,8 +240,10 @@ for _mode, _desc in (
                 InputSpec(
                     "relabels",
                     f"{_mode}.parquet",
-                    "a sample-level relabel parquet (sample_id, original_wnid, refined_wnid) made by CLIP over all images",
-                    f"in21k-bench relabel --mode {_mode} --root IN21K_ROOT --model ViT-bigG-14 --pretrained laion2b_s39b_b160k --out {_mode}.parquet",
+                    "a sample-level relabel parquet (sample_id, original_wnid, refined_wnid) made by CLIP over all "
+                    "images",
+                    f"in21k-bench relabel --mode {_mode} --root IN21K_ROOT --model ViT-bigG-14 --pretrained "
+                    f"laion2b_s39b_b160k --out {_mode}.parquet",
                     f"in21k-bench download {_mode} --relabels",
                 ),
             ),
@@ -223,7 +262,8 @@ def _score_input(model: str) -> InputSpec:
         model,
         f"scores-{model}.parquet",
         f"a per-class score file (wnid, score: linear-probe val accuracy under {_MODEL_DESC[model]})",
-        f"in21k-bench probe --features FEATURES_DIR --benchmark in21k --out probe-{model}/ (writes probe-{model}/class_scores.parquet)",
+        f"in21k-bench probe --features FEATURES_DIR --benchmark in21k --out probe-{model}/ (writes "
+        f"probe-{model}/class_scores.parquet)",
         f"in21k-bench download {model}-1k --scores",
     )
 
@@ -234,7 +274,8 @@ for _m in ("clip", "dinov2", "sup"):
             f"{_m}-1k",
             "model-based",
             V1,
-            f"The 1,000 classes with the highest per-class linear-probe val accuracy under {_MODEL_DESC[_m]} (ties: lower class index).",
+            f"The 1,000 classes with the highest per-class linear-probe val accuracy under {_MODEL_DESC[_m]} (ties: "
+            "lower class index).",
             model_based.build_model_based,
             rule={"top_k": 1000, "models": [_m]},
             inputs=(_score_input(_m),),
@@ -251,7 +292,16 @@ register(
         inputs=tuple(_score_input(m) for m in ("clip", "dinov2", "sup")),
     )
 )
-register(BenchmarkDefinition("random-1k", "random", V1, "1,000 classes drawn uniformly without replacement with a fixed, recorded seed (0).", subsets.build_random, rule={"num_classes": 1000, "seed": 0}))
+register(
+    BenchmarkDefinition(
+        "random-1k",
+        "random",
+        V1,
+        "1,000 classes drawn uniformly without replacement with a fixed, recorded seed (0).",
+        subsets.build_random,
+        rule={"num_classes": 1000, "seed": 0},
+    )
+)
 
 register(
     BenchmarkDefinition(
@@ -315,9 +365,9 @@ for _d in range(1, 10):
         f"coarse-d{_d}",
         "coarse",
         V2,
-        f"Every class whose MIIL depth (roots 0) exceeds {_d} takes the label of its direct WordNet hypernym (the parent "
-        "on the last line of wordnet.is_a.txt naming it), once, not recursively, even when that hypernym is not one of "
-        "the 10,450 classes; other classes keep their label; no sample dropped; C = number of distinct labels.",
+        f"Every class whose MIIL depth (roots 0) exceeds {_d} takes the label of its direct WordNet hypernym (the "
+        "parent on the last line of wordnet.is_a.txt naming it), once, not recursively, even when that hypernym is not "
+        "one of the 10,450 classes; other classes keep their label; no sample dropped; C = number of distinct labels.",
         coarse.build_coarse_one_step,
         rule=dict(_COARSE_RULE, depth_threshold=_d),
         notes=_COARSE_NOTES,
@@ -330,7 +380,8 @@ _V2["wordnet-leaf"] = BenchmarkDefinition(
     "(instances are not hyponyms).",
     subsets.build_wordnet_leaf,
     rule={"exclude_instances": True, "instances": "WordNet 3.0 noun synsets with an instance-hypernym pointer (@i)"},
-    notes="v1 kept n09450163 'sun', an instance of 'star' in WordNet and so not a leaf hyponym (7,354 classes); v2 has the paper's 7,353.",
+    notes="v1 kept n09450163 'sun', an instance of 'star' in WordNet and so not a leaf hyponym (7,354 classes); v2 has "
+    "the paper's 7,353.",
 )
 _V2["centered-2k"] = BenchmarkDefinition(
     "centered-2k",
@@ -338,17 +389,24 @@ _V2["centered-2k"] = BenchmarkDefinition(
     V2,
     "The 2,113 classes of the window of the count ranking (train count, then class index) centred on the median.",
     subsets.build_centered,
-    rule={"counts": _PCT["counts"], "num_classes": 2113, "window": "rank window centred on the median", "ranking": "(train count, class index) ascending", "start_rank": "(10450 - num_classes) // 2"},
-    notes="v1 took as many classes as imbalanced-2k (2,106); v2 takes the paper's 2,113, which gives its published 2.34M train images.",
+    rule={
+        "counts": _PCT["counts"],
+        "num_classes": 2113,
+        "window": "rank window centred on the median",
+        "ranking": "(train count, class index) ascending",
+        "start_rank": "(10450 - num_classes) // 2",
+    },
+    notes="v1 took as many classes as imbalanced-2k (2,106); v2 takes the paper's 2,113, which gives its published "
+    "2.34M train images.",
 )
 _V2["imbalanced-2k"] = replace(
     get_definition("imbalanced-2k", V1),
     version=V2,
     notes=(
-        "Same rule and content as v1 (2,106 classes). The paper reports 2,113 classes and 2.55M train images for this set; "
-        "that cannot follow from its wording: the 10% most frequent classes (count >= 90th percentile, 1,046 classes) alone "
-        "hold 1.70M images, and any band of the remaining 1,067 classes that contains the median class holds at least "
-        "1.15M more, so any such set has at least 2.85M."
+        "Same rule and content as v1 (2,106 classes). The paper reports 2,113 classes and 2.55M train images for this "
+        "set; that cannot follow from its wording: the 10% most frequent classes (count >= 90th percentile, 1,046 "
+        "classes) alone hold 1.70M images, and any band of the remaining 1,067 classes that contains the median class "
+        "holds at least 1.15M more, so any such set has at least 2.85M."
     ),
 )
 for _d1 in list_definitions(V1):

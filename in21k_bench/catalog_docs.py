@@ -114,7 +114,7 @@ missing and how to produce or download it.
 WordNet-derived names and hierarchy: WordNet 3.0 (c) Princeton University, used under the WordNet
 3.0 licence (`splits/sources/WORDNET-LICENSE.txt`).
 
-"""
+"""  # noqa: E501 -- one markdown bullet, kept on one line as in docs/benchmarks.md
 
 
 def _fmt(v) -> str:
@@ -130,7 +130,10 @@ def _changes_table(index: ManifestIndex, old: str, new: str) -> str:
         if o is None or e.get("status") != "ready":
             continue
         if (o.get("num_classes"), o.get("num_train")) != (e.get("num_classes"), e.get("num_train")):
-            rows.append(f"| `{name}` | {_fmt(o.get('num_classes'))} | {_fmt(e.get('num_classes'))} | {_fmt(o.get('num_train'))} | {_fmt(e.get('num_train'))} |")
+            rows.append(
+                f"| `{name}` | {_fmt(o.get('num_classes'))} | {_fmt(e.get('num_classes'))} | "
+                f"{_fmt(o.get('num_train'))} | {_fmt(e.get('num_train'))} |"
+            )
     if not rows:
         return ""
     head = (
@@ -166,7 +169,8 @@ def write_benchmark_docs(out_dir: str | Path, version: str | None = None) -> Pat
         info = b.info()
         ratio = info["imbalance_ratio"]
         rows.append(
-            f"| `{d.name}` | {d.family} | {d.version} | ready | {d.description} | {_fmt(b.num_classes)} | {_fmt(b.num_train)} | {_fmt(b.num_val)} | {'-' if ratio is None else f'{ratio:.2f}'} |"
+            f"| `{d.name}` | {d.family} | {d.version} | ready | {d.description} | {_fmt(b.num_classes)} | "
+            f"{_fmt(b.num_train)} | {_fmt(b.num_val)} | {'-' if ratio is None else f'{ratio:.2f}'} |"
         )
         nt = b.classes["num_train"].to_numpy()
         if (nt >= 0).all():
@@ -176,7 +180,11 @@ def write_benchmark_docs(out_dir: str | Path, version: str | None = None) -> Pat
         fig, ax = plt.subplots(figsize=(7, 3.2))
         lo = min(x.min() for _, x in items)
         hi = max(x.max() for _, x in items)
-        bins = np.logspace(np.log10(max(lo, 1)), np.log10(hi + 1), 40) if hi / max(lo, 1) > 20 else np.linspace(lo, hi + 1, 40)
+        bins = (
+            np.logspace(np.log10(max(lo, 1)), np.log10(hi + 1), 40)
+            if hi / max(lo, 1) > 20
+            else np.linspace(lo, hi + 1, 40)
+        )
         for name, x in items:
             ax.hist(x, bins=bins, histtype="step", label=f"{name} (C={len(x):,})")
         if hi / max(lo, 1) > 20:
@@ -192,7 +200,10 @@ def write_benchmark_docs(out_dir: str | Path, version: str | None = None) -> Pat
         plt.close(fig)
         figs.append((family, rel))
     text = _HEADER.replace("{latest}", known[-1])
-    text += f"## Version {version}\n\n| name | family | version | status | rule | classes (C) | train | val | imbalance |\n|---|---|---|---|---|---|---|---|---|\n"
+    text += (
+        f"## Version {version}\n\n| name | family | version | status | rule | classes (C) | train | val | "
+        "imbalance |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
     text += "\n".join(rows) + "\n\n"
     pos = known.index(version)
     if pos > 0:

@@ -75,7 +75,9 @@ class DemoConfig:
         if self.benchmark is None:
             self.benchmark = PRESETS[self.preset]
         if int(self.steps) < 1 or int(self.heads) < 1 or int(self.knn) < 1:
-            raise InvalidInputError(f"demo: expected steps, heads, knn >= 1, found {self.steps}, {self.heads}, {self.knn}")
+            raise InvalidInputError(
+                f"demo: expected steps, heads, knn >= 1, found {self.steps}, {self.heads}, {self.knn}"
+            )
 
     def train_config(self, method: str, num_rows: int, num_clusters: int):
         """The TrainConfig of ``method``: batch (at most the rows), epochs giving >= ``steps`` steps
@@ -88,9 +90,18 @@ class DemoConfig:
         batch = max(1, min(want, num_rows))
         steps = self.steps if method == "temi" else max(1, round(self.steps * self.temi_batch / want))
         epochs = max(1, math.ceil(steps / max(1, num_rows // batch)))
-        return TrainConfig(method=method, num_clusters=num_clusters, num_heads=self.heads, epochs=epochs, batch_size=batch,
-                           knn=self.knn, base_lr=self.peak_lr * 256 / batch, min_lr=self.peak_lr,
-                           teacher_momentum=self.teacher_momentum, seed=self.seed)
+        return TrainConfig(
+            method=method,
+            num_clusters=num_clusters,
+            num_heads=self.heads,
+            epochs=epochs,
+            batch_size=batch,
+            knn=self.knn,
+            base_lr=self.peak_lr * 256 / batch,
+            min_lr=self.peak_lr,
+            teacher_momentum=self.teacher_momentum,
+            seed=self.seed,
+        )
 
 
 def _table_metrics():
@@ -112,8 +123,11 @@ def _features(cfg: DemoConfig):
     feat_dir = cfg.out / "features"
     try:
         train, val = open_features(feat_dir)
-        same = cfg.dataset == "digits" or (train.meta.get("benchmark") == cfg.benchmark and train.meta.get("params", {}).get("dim") == cfg.dim
-                                             and all(train.meta.get("params", {}).get(k) == v for k, v in cfg.shape.items()))
+        same = cfg.dataset == "digits" or (
+            train.meta.get("benchmark") == cfg.benchmark
+            and train.meta.get("params", {}).get("dim") == cfg.dim
+            and all(train.meta.get("params", {}).get(k) == v for k, v in cfg.shape.items())
+        )
         if train.meta.get("complete", True) and val.meta.get("complete", True) and same:
             _log(f"features: reusing {feat_dir}")
             return train, val
@@ -134,7 +148,9 @@ def _features(cfg: DemoConfig):
     from .features.simulate import SimParams, simulate_features
 
     params = SimParams(dim=int(cfg.dim), seed=int(cfg.seed), **cfg.shape)
-    return simulate_features(cfg.benchmark, feat_dir, scale=cfg.scale, val_scale=cfg.val_scale, params=params, subtree=cfg.subtree or None)
+    return simulate_features(
+        cfg.benchmark, feat_dir, scale=cfg.scale, val_scale=cfg.val_scale, params=params, subtree=cfg.subtree or None
+    )
 
 
 def _label_space(cfg: DemoConfig, val, val_labels: np.ndarray):
@@ -152,9 +168,9 @@ def _label_space(cfg: DemoConfig, val, val_labels: np.ndarray):
 
 def run_demo(cfg: DemoConfig) -> list[dict]:
     """Run the pipeline; returns one result dict per method (metrics + wall time)."""
+    from .evaluate import evaluate_arrays
     from .methods.kmeans import run_kmeans
     from .methods.knn import mine_knn
-    from .evaluate import evaluate_arrays
     from .methods.train import fit
     from .predictions import read_prediction_folder
 
@@ -168,7 +184,10 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
     labels = np.asarray(val.labels, dtype=np.int64)
     num_classes, label_sets = _label_space(cfg, val, labels)
     name = "digits" if cfg.dataset == "digits" else f"{cfg.benchmark} (SIMULATED)"
-    _log(f"features: {train.num_rows:,} train / {val.num_rows:,} val, dim {train.dim}, C = {num_classes:,} ({time.perf_counter() - t0:.1f} s)")
+    _log(
+        f"features: {train.num_rows:,} train / {val.num_rows:,} val, dim {train.dim}, C = {num_classes:,} "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
 
     results = []
     knn = None
@@ -185,14 +204,29 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
                 _log(f"knn: k = {cfg.knn} ({time.perf_counter() - tk:.1f} s)")
             tc = cfg.train_config(method, int(train.num_rows), num_classes)
             steps = tc.epochs * (int(train.num_rows) // tc.batch_size)
-            settings = {"batch": tc.batch_size, "epochs": tc.epochs, "steps": steps, "heads": tc.num_heads, "k": tc.knn,
-                        "peak_lr": tc.lr, "schedule": "constant after warm-up", "teacher_momentum": tc.teacher_momentum}
+            settings = {
+                "batch": tc.batch_size,
+                "epochs": tc.epochs,
+                "steps": steps,
+                "heads": tc.num_heads,
+                "k": tc.knn,
+                "peak_lr": tc.lr,
+                "schedule": "constant after warm-up",
+                "teacher_momentum": tc.teacher_momentum,
+            }
             _log(f"{method}: " + ", ".join(f"{k} {v}" for k, v in settings.items()))
             fit(train, knn, tc, val_features=val, out_dir=out, device=cfg.device)
         arrays, _ = read_prediction_folder(out)
-        r = evaluate_arrays(np.asarray(arrays.top1), labels, topk=None if arrays.topk is None else np.asarray(arrays.topk),
-                            probs=None if arrays.probs is None else np.asarray(arrays.probs), label_sets=label_sets,
-                            num_classes=num_classes, num_clusters=num_classes, benchmark=name)
+        r = evaluate_arrays(
+            np.asarray(arrays.top1),
+            labels,
+            topk=None if arrays.topk is None else np.asarray(arrays.topk),
+            probs=None if arrays.probs is None else np.asarray(arrays.probs),
+            label_sets=label_sets,
+            num_classes=num_classes,
+            num_clusters=num_classes,
+            benchmark=name,
+        )
         row = {"method": method, "seconds": round(time.perf_counter() - t, 1)}
         row.update({m.key: getattr(r, m.key, None) for m in TABLE_METRICS})
         row["settings"] = settings
@@ -213,7 +247,13 @@ def format_table(rows: list[dict], title: str, synthetic: bool = True) -> str:
             cells.append("-" if v is None else (f"{100 * v:.2f}" if m.percent else f"{v:.4f}"))
         cells.append(f"{r['seconds']:.1f}")
         out.append("  ".join(c.rjust(w) for c, w in zip(cells, width)))
-    out.append("ACC / top-k in %, NMI / ARI as fractions; ->L counts a hit when the matched label is the true label or one of its ancestors")
+    out.append(
+        "ACC / top-k in %, NMI / ARI as fractions; ->L counts a hit when the matched label is the true label or one of "
+        "its ancestors"
+    )
     if synthetic:
-        out.append("SYNTHETIC data: these numbers show the pipeline and the regime, not the quality of any real backbone or method")
+        out.append(
+            "SYNTHETIC data: these numbers show the pipeline and the regime, not the quality of any real backbone or "
+            "method"
+        )
     return "\n".join(out)

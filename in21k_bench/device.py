@@ -40,5 +40,7 @@ def resolve_device(device: object = "auto", engine: str = "torch") -> str:
         return "cuda" if n > 0 else "cpu"
     if n == 0:
         hint = " (install the .[gpu] extra: faiss-gpu)" if engine == "faiss" else ""
-        raise InvalidInputError(f"device: expected a GPU visible to {engine}{hint} for --device {text}, found none; use --device cpu")
+        raise InvalidInputError(
+            f"device: expected a GPU visible to {engine}{hint} for --device {text}, found none; use --device cpu"
+        )
     return text

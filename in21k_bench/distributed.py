@@ -95,7 +95,11 @@ class Dist:
 
 def world_from_env() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from torchrun's environment variables (0, 1, 0 without)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+    return (
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def init(device: object = "auto", engine: str = "torch") -> Dist:

@@ -54,3 +54,13 @@ class InvalidSubmissionError(In21kError, ValueError):
 
 class LeaderboardCheckError(In21kError):
     """``leaderboard check`` found problems (each one is printed on its own line)."""
+
+
+class ResumeError(In21kError):
+    """A checkpoint exists but was written by a run with a different configuration or data
+    (raised by :func:`in21k_bench.methods.train.fit`; also importable from that module)."""
+
+
+class ClipError(In21kError):
+    """A CLIP model could not be loaded or used as asked (raised by :mod:`in21k_bench.zeroshot.clip`;
+    also importable from that module)."""

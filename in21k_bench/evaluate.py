@@ -96,7 +96,10 @@ def evaluate(
     """
     given = [n for n, v in (("benchmark", benchmark), ("labels", labels), ("features", features)) if v is not None]
     if len(given) != 1:
-        raise InvalidInputError(f"evaluate: expected exactly one of --benchmark / --labels / --features, found {' and '.join(given) if given else 'none'}")
+        raise InvalidInputError(
+            "evaluate: expected exactly one of --benchmark / --labels / --features, found "
+            f"{' and '.join(given) if given else 'none'}"
+        )
     if benchmark is not None:
         target = _benchmark_target(benchmark, version, sample_ids)
     elif labels is not None:
@@ -129,11 +132,26 @@ def _score(preds, target: _Target, num_clusters, num_draws, progress) -> Evaluat
         rows = p.select_rows(m)
         if rows is not None:
             n_expected = m
-    valid = validate_predictions(arrays, n_expected=n_expected, num_clusters=num_clusters, what=what, rows=rows, n_hint=p.row_hint(target.rows_hint))
+    valid = validate_predictions(
+        arrays,
+        n_expected=n_expected,
+        num_clusters=num_clusters,
+        what=what,
+        rows=rows,
+        n_hint=p.row_hint(target.rows_hint),
+    )
     if valid.n != p.n:
         raise InvalidInputError(f"{what}: expected {p.n} rows after selection, found {valid.n}")
     K = valid.num_clusters(num_clusters, p.num_classes)
-    res = score(valid.top1, p, num_clusters=K, topk=valid.topk, confidence=valid.confidence, num_draws=num_draws, progress=progress)
+    res = score(
+        valid.top1,
+        p,
+        num_clusters=K,
+        topk=valid.topk,
+        confidence=valid.confidence,
+        num_draws=num_draws,
+        progress=progress,
+    )
     return EvaluationResult.from_metrics(
         res,
         benchmark=target.name,
@@ -166,7 +184,10 @@ def _benchmark_target(benchmark, version, sample_ids) -> _Target:
             check_id_classes(got, np.repeat(sc["wnid"].to_numpy(dtype=str), sc["num_val"].to_numpy()), what)
         return got
 
-    hint = "materialize the benchmark or pass sample_ids= / --val-ids (e.g. the val/index.parquet of a feature store); or submit a .npy in canonical order"
+    hint = (
+        "materialize the benchmark or pass sample_ids= / --val-ids (e.g. the val/index.parquet of a feature store); "
+        "or submit a .npy in canonical order"
+    )
     return _Target(what, bench.name, bench.version, bench.label_protocol(), f"val samples of {bench.name}", ids, hint)
 
 
@@ -177,7 +198,10 @@ def read_labels(labels, what: str = "labels") -> tuple[np.ndarray, str]:
     if isinstance(labels, (str, os.PathLike)):
         path = Path(labels)
         if path.is_dir() or path.suffix.lower() != ".npy":
-            raise InvalidInputError(f"{what}: expected a .npy file of integer class labels, found {'a folder' if path.is_dir() else repr(path.name)} (use --features for a feature store)")
+            raise InvalidInputError(
+                f"{what}: expected a .npy file of integer class labels, found "
+                f"{'a folder' if path.is_dir() else repr(path.name)} (use --features for a feature store)"
+            )
         if not path.exists():
             raise InvalidInputError(f"{what}: expected a .npy file of integer class labels, found nothing at {path}")
         a = np.asarray(open_npy(path, what))
@@ -186,7 +210,9 @@ def read_labels(labels, what: str = "labels") -> tuple[np.ndarray, str]:
         a = as_numeric_array(labels, what, "labels")
         sha = array_sha256(PredictionArrays(top1=a))
     if a.ndim != 1:
-        raise InvalidInputError(f"{what}: expected labels of shape (N,), found {a.ndim}-d array of shape {tuple(a.shape)}")
+        raise InvalidInputError(
+            f"{what}: expected labels of shape (N,), found {a.ndim}-d array of shape {tuple(a.shape)}"
+        )
     if a.dtype.kind not in "iu":
         raise InvalidInputError(f"{what}: expected integer class labels, found {a.dtype} (cast to an integer dtype)")
     if len(a) == 0:
@@ -199,8 +225,20 @@ def read_labels(labels, what: str = "labels") -> tuple[np.ndarray, str]:
     return a.astype(np.int64, copy=False), sha
 
 
-def _custom_target(what: str, labels: np.ndarray, sha: str, source: str, ids: Callable[[], np.ndarray | None], id_hint: str) -> _Target:
-    return _Target(what, "custom", None, FixedLabels(labels), f"one per label in {source}", ids, id_hint, labels_source=source, labels_sha256=sha)
+def _custom_target(
+    what: str, labels: np.ndarray, sha: str, source: str, ids: Callable[[], np.ndarray | None], id_hint: str
+) -> _Target:
+    return _Target(
+        what,
+        "custom",
+        None,
+        FixedLabels(labels),
+        f"one per label in {source}",
+        ids,
+        id_hint,
+        labels_source=source,
+        labels_sha256=sha,
+    )
 
 
 def _labels_target(labels, sample_ids) -> _Target:
@@ -208,7 +246,14 @@ def _labels_target(labels, sample_ids) -> _Target:
     what = f"labels {Path(source).name if source != 'array' else 'array'}"
     lab, sha = read_labels(labels, what)
     ids = (lambda: read_sample_ids(sample_ids, len(lab), what)) if sample_ids is not None else (lambda: None)
-    return _custom_target(what, lab, sha, source, ids, "pass sample_ids= / --val-ids with the ids of the label rows in order; or submit a .npy in the labels' order")
+    return _custom_target(
+        what,
+        lab,
+        sha,
+        source,
+        ids,
+        "pass sample_ids= / --val-ids with the ids of the label rows in order; or submit a .npy in the labels' order",
+    )
 
 
 def _features_target(features, sample_ids) -> _Target:
@@ -221,11 +266,16 @@ def _features_target(features, sample_ids) -> _Target:
         elif (d / META).is_file():
             store = FeatureStore.open(d)
         else:
-            raise InvalidInputError(f"features {d}: expected a features directory with val/{META} (or a store with {META}), found neither")
+            raise InvalidInputError(
+                f"features {d}: expected a features directory with val/{META} (or a store with {META}), found neither"
+            )
     what = f"features {store.path}"
     raw = store.labels
     if raw is None:
-        raise InvalidInputError(f"{what}: expected a 'label' column in the store's index.parquet, found none (the store was written without labels; pass --labels LABELS.npy)")
+        raise InvalidInputError(
+            f"{what}: expected a 'label' column in the store's index.parquet, found none (the store was written "
+            "without labels; pass --labels LABELS.npy)"
+        )
     lab, sha = read_labels(raw, what)
 
     def ids():
@@ -268,7 +318,12 @@ def evaluate_arrays(
     Inputs are validated with the same one-line :class:`~in21k_bench.errors.InvalidInputError` messages as
     prediction files.
     """
-    preds = validate_predictions(PredictionArrays(top1=top1, topk=topk, probs=probs, confidence=confidence), n_expected=None, num_clusters=num_clusters, what=benchmark)
+    preds = validate_predictions(
+        PredictionArrays(top1=top1, topk=topk, probs=probs, confidence=confidence),
+        n_expected=None,
+        num_clusters=num_clusters,
+        what=benchmark,
+    )
     if real_protocol:
         if label_sets is None:
             raise InvalidInputError(f"{benchmark}: the ReaL protocol needs label_sets (N x C CSR), found none")
@@ -277,12 +332,24 @@ def evaluate_arrays(
         protocol: LabelProtocol = RealSets(label_sets, C)
     else:
         lab = _check_labels(labels, preds.n, benchmark)
-        C = int(num_classes) if num_classes is not None else (int(label_sets.shape[1]) if label_sets is not None else int(lab.max(initial=-1)) + 1)
+        C = (
+            int(num_classes)
+            if num_classes is not None
+            else (int(label_sets.shape[1]) if label_sets is not None else int(lab.max(initial=-1)) + 1)
+        )
         _check_sets(label_sets, preds.n, C, benchmark)
         protocol = PerSampleSets(lab, label_sets, C) if label_sets is not None else FixedLabels(lab, C)
     K = preds.num_clusters(num_clusters, C)
     res = score(preds.top1, protocol, num_clusters=K, topk=preds.topk, confidence=preds.confidence, num_draws=num_draws)
-    return EvaluationResult.from_metrics(res, benchmark=benchmark, version=version, num_classes=C, num_clusters=K, k=preds.k, predictions_sha256=predictions_sha256 or preds.sha256())
+    return EvaluationResult.from_metrics(
+        res,
+        benchmark=benchmark,
+        version=version,
+        num_classes=C,
+        num_clusters=K,
+        k=preds.k,
+        predictions_sha256=predictions_sha256 or preds.sha256(),
+    )
 
 
 def _check_labels(labels, n: int, what: str) -> np.ndarray:
@@ -290,7 +357,9 @@ def _check_labels(labels, n: int, what: str) -> np.ndarray:
         raise InvalidInputError(f"{what}: expected labels (N,) int, found none")
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.shape[0] != n or not np.issubdtype(lab.dtype, np.integer):
-        raise InvalidInputError(f"{what}: expected labels as an int array of shape ({n},), found {lab.dtype} {lab.shape}")
+        raise InvalidInputError(
+            f"{what}: expected labels as an int array of shape ({n},), found {lab.dtype} {lab.shape}"
+        )
     if n and lab.min() < 0:
         raise InvalidInputError(f"{what}: expected labels >= 0, found {int(lab.min())}")
     return lab.astype(np.int64)

@@ -36,7 +36,9 @@ def check_output_dir(path: str | os.PathLike, what: str = "output") -> Path:
     base = _first_existing(path)
     if base.exists() and not base.is_dir():
         found = "a regular file" if base.is_file() else "a non-folder"
-        raise InvalidInputError(f"{what}: expected a folder (or a path that can be created) at {path}, found {found} at {base}")
+        raise InvalidInputError(
+            f"{what}: expected a folder (or a path that can be created) at {path}, found {found} at {base}"
+        )
     if not os.access(base, os.W_OK | os.X_OK):
         raise InvalidInputError(f"{what}: expected a writable folder at {path}, found {base} not writable")
     return path
@@ -54,7 +56,9 @@ def ensure_dir(path: str | os.PathLike, what: str = "output") -> Path:
         check_output_dir(path, what)
         raise InvalidInputError(f"{what}: expected a folder at {path}, found something else in the way") from None
     except OSError as exc:
-        raise InvalidInputError(f"{what}: expected to create the folder {path}, found {exc.strerror or exc.__class__.__name__}") from None
+        raise InvalidInputError(
+            f"{what}: expected to create the folder {path}, found {exc.strerror or exc.__class__.__name__}"
+        ) from None
     return path
 
 

@@ -26,7 +26,10 @@ class ImageDataset(Dataset):
 
     def __init__(self, sample_ids: Sequence[str], paths: Sequence[str], labels: Sequence[int], transform=None):
         if not (len(sample_ids) == len(paths) == len(labels)):
-            raise InvalidInputError(f"image dataset: expected as many paths and labels as sample ids ({len(sample_ids)}), found {len(paths)} and {len(labels)}")
+            raise InvalidInputError(
+                f"image dataset: expected as many paths and labels as sample ids ({len(sample_ids)}), found "
+                f"{len(paths)} and {len(labels)}"
+            )
         self.sample_ids = np.asarray(sample_ids, dtype=object)
         self.paths = [str(p) for p in paths]
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -47,7 +50,9 @@ class ImageDataset(Dataset):
         return cls(df["sample_id"].tolist(), paths, df["label"].to_numpy(dtype=np.int64), transform)
 
     @classmethod
-    def from_folder(cls, root: str | os.PathLike, split: str | None, class_names: Sequence[str] | None = None, transform=None) -> "ImageDataset":
+    def from_folder(
+        cls, root: str | os.PathLike, split: str | None, class_names: Sequence[str] | None = None, transform=None
+    ) -> "ImageDataset":
         """Every image of ``<root>/<split>/<class>/<file>`` (or ``<root>/<class>/<file>`` when ``split``
         is None) in canonical order; label = position of the class folder in ``class_names`` (-1 when
         not given or not listed)."""
@@ -73,5 +78,8 @@ class ImageDataset(Dataset):
             with Image.open(path) as im:
                 img = im.convert("RGB")
         except OSError as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
-            raise InvalidInputError(f"image folder: expected a readable image at {path}, found {type(exc).__name__}: {' '.join(str(exc).split())[:160]}") from None
+            raise InvalidInputError(
+                f"image folder: expected a readable image at {path}, found {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]}"
+            ) from None
         return (self.transform(img) if self.transform is not None else img), int(self.labels[i])

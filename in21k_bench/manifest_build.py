@@ -9,7 +9,6 @@ and writes the parquet files plus their index entries. A released version is nev
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -26,7 +25,9 @@ from .taxonomy import imagenet1k_from_tables, taxonomy_from_tables
 from .versioning import next_version
 
 
-def build_tables(sources_dir: str | os.PathLike | None = None, version: str = "v1") -> tuple[dict[str, pa.Table], dict[str, dict]]:
+def build_tables(
+    sources_dir: str | os.PathLike | None = None, version: str = "v1"
+) -> tuple[dict[str, pa.Table], dict[str, dict]]:
     """Build every table of a version in memory: ``({relpath: table}, {benchmark: info})``.
 
     Benchmarks whose status is "needs-input" contribute no files (their builders run on user input).
@@ -73,7 +74,8 @@ def build_all(
             changed = sorted(k for k in set(old_content) | set(new_content) if old_content.get(k) != new_content.get(k))
             raise In21kError(
                 f"build-manifests: version {version} is released and must not change, but the build differs in "
-                f"{len(changed)} file(s) (first: {changed[0]}); build a new version with --version {next_version(version)}"
+                f"{len(changed)} file(s) (first: {changed[0]}); build a new version with --version "
+                f"{next_version(version)}"
             )
     files: dict[str, FileEntry] = {}
     for rel, t in tables.items():

@@ -81,7 +81,11 @@ def _parse(path: str, mtime_ns: int, size: int) -> dict:
 
 
 def _empty() -> dict:
-    return {"format": INDEX_FORMAT, "versions": {}, "hub": {"repo_id": DEFAULT_HUB_REPO, "repo_type": HUB_REPO_TYPE, "revisions": {}}}
+    return {
+        "format": INDEX_FORMAT,
+        "versions": {},
+        "hub": {"repo_id": DEFAULT_HUB_REPO, "repo_type": HUB_REPO_TYPE, "revisions": {}},
+    }
 
 
 class ManifestIndex:
@@ -106,9 +110,13 @@ class ManifestIndex:
         try:
             data = _parse(str(p), st.st_mtime_ns, st.st_size)
         except json.JSONDecodeError as exc:
-            raise ChecksumError(f"manifest index: expected valid JSON at {p}, found a parse error ({exc.msg} at line {exc.lineno})") from None
+            raise ChecksumError(
+                f"manifest index: expected valid JSON at {p}, found a parse error ({exc.msg} at line {exc.lineno})"
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("versions", {}), dict):
-            raise ChecksumError(f"manifest index: expected a JSON object with a 'versions' mapping at {p}, found {type(data).__name__}")
+            raise ChecksumError(
+                f"manifest index: expected a JSON object with a 'versions' mapping at {p}, found {type(data).__name__}"
+            )
         return cls(data, root)
 
     @property
@@ -142,7 +150,9 @@ class ManifestIndex:
     def files(self, version: str) -> dict[str, FileEntry]:
         """``{relpath: FileEntry}`` of every file of ``version`` ({} when not recorded), sorted by path."""
         raw = self._data.get("versions", {}).get(version, {}).get("files", {})
-        return {rel: FileEntry(rel, e["sha256"], int(e["size"]), e.get("content_sha256")) for rel, e in sorted(raw.items())}
+        return {
+            rel: FileEntry(rel, e["sha256"], int(e["size"]), e.get("content_sha256")) for rel, e in sorted(raw.items())
+        }
 
     def file_entry(self, relpath: str) -> FileEntry | None:
         """The entry of one file (its version is the first path component), or None."""
@@ -196,12 +206,16 @@ class ManifestIndex:
         self._data.setdefault("versions", {})
         return self._data
 
-    def set_version(self, version: str, files: Mapping[str, FileEntry | Mapping], benchmarks: Mapping[str, dict], writer: str) -> None:
+    def set_version(
+        self, version: str, files: Mapping[str, FileEntry | Mapping], benchmarks: Mapping[str, dict], writer: str
+    ) -> None:
         """Record (or replace) a version's files, benchmark entries and writer. Other keys others
         record per version (e.g. ``hub_files``) are kept."""
         data = self._own()
         entry = dict(data["versions"].get(version, {}))
-        entry["files"] = {rel: (e.as_dict() if isinstance(e, FileEntry) else dict(e)) for rel, e in sorted(files.items())}
+        entry["files"] = {
+            rel: (e.as_dict() if isinstance(e, FileEntry) else dict(e)) for rel, e in sorted(files.items())
+        }
         entry["benchmarks"] = copy.deepcopy(dict(benchmarks))
         entry["writer"] = writer
         data["versions"][version] = entry

@@ -29,8 +29,17 @@ from .manifest_index import DEFAULT_HUB_REPO, INDEX_FORMAT, ManifestIndex
 from .paths import INDEX_NAME, SPLITS_DIR, index_path, splits_root
 
 __all__ = [
-    "DEFAULT_HUB_REPO", "INDEX_FORMAT", "INDEX_NAME", "SPLITS_DIR", "content_sha256", "index_path", "read_arrow",
-    "read_index", "read_table", "verify_file", "write_table",
+    "DEFAULT_HUB_REPO",
+    "INDEX_FORMAT",
+    "INDEX_NAME",
+    "SPLITS_DIR",
+    "content_sha256",
+    "index_path",
+    "read_arrow",
+    "read_index",
+    "read_table",
+    "verify_file",
+    "write_table",
 ]
 
 
@@ -93,14 +102,20 @@ def verify_file(relpath: str, root: Path | None = None) -> Path:
     if entry is None:
         raise ChecksumError(f"manifest {relpath}: expected an entry in {index_path(root)}, found none")
     if not path.is_file():
-        raise ChecksumError(f"manifest {relpath}: expected the file at {path}, found none (reinstall the package or run `in21k-bench download`)")
+        raise ChecksumError(
+            f"manifest {relpath}: expected the file at {path}, found none (reinstall the package or run `in21k-bench "
+            "download`)"
+        )
     size = path.stat().st_size
     if size != entry.size:
-        raise ChecksumError(f"manifest {relpath}: expected {entry.size} bytes (index), found {size}; the file was altered")
+        raise ChecksumError(
+            f"manifest {relpath}: expected {entry.size} bytes (index), found {size}; the file was altered"
+        )
     got = sha256_file(path)
     if got != entry.sha256:
         raise ChecksumError(
-            f"manifest {relpath}: expected sha256 {entry.sha256[:16]}... (index), found {got[:16]}...; the file was altered"
+            f"manifest {relpath}: expected sha256 {entry.sha256[:16]}... (index), found {got[:16]}...; the file was "
+            "altered"
         )
     return path
 
@@ -113,5 +128,3 @@ def read_arrow(relpath: str, root: Path | None = None) -> pa.Table:
 def read_table(relpath: str, root: Path | None = None) -> pd.DataFrame:
     """Read a checksummed manifest table as a DataFrame."""
     return read_arrow(relpath, root).to_pandas()
-
-

@@ -35,16 +35,28 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 MATCHING = "hungarian-one-to-one"  # the matching's name in results
 
-__all__ = ["MATCHING", "Matching", "contingency", "forced_pairs", "max_agreement_matching", "match_clusters", "dense_matching"]
+__all__ = [
+    "MATCHING",
+    "Matching",
+    "contingency",
+    "forced_pairs",
+    "max_agreement_matching",
+    "match_clusters",
+    "dense_matching",
+]
 
 
-def contingency(labels: np.ndarray, clusters: np.ndarray, num_classes: int | None = None, num_clusters: int | None = None) -> sp.csr_matrix:
+def contingency(
+    labels: np.ndarray, clusters: np.ndarray, num_classes: int | None = None, num_clusters: int | None = None
+) -> sp.csr_matrix:
     """Sparse C x K table: entry (l, k) = number of samples with label ``l`` and cluster ``k`` (int64 CSR,
     sorted indices, no explicit zeros). Never a dense C x K array."""
     labels = np.asarray(labels, dtype=np.int64)
     clusters = np.asarray(clusters, dtype=np.int64)
     if labels.shape != clusters.shape or labels.ndim != 1:
-        raise ValueError(f"contingency: expected two 1-d arrays of equal length, found {labels.shape} and {clusters.shape}")
+        raise ValueError(
+            f"contingency: expected two 1-d arrays of equal length, found {labels.shape} and {clusters.shape}"
+        )
     C = int(num_classes) if num_classes is not None else int(labels.max(initial=-1)) + 1
     K = int(num_clusters) if num_clusters is not None else int(clusters.max(initial=-1)) + 1
     m = sp.csr_matrix((np.ones(len(labels), dtype=np.int64), (labels, clusters)), shape=(C, K))
@@ -82,7 +94,9 @@ def _groups(keys_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(first), np.cumsum(first) - 1
 
 
-def forced_pairs(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, max_rounds: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def forced_pairs(
+    rows: np.ndarray, cols: np.ndarray, w: np.ndarray, max_rounds: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact reduction of a maximum-weight matching (see the module docstring).
 
     ``rows`` (sorted, non-negative), ``cols`` (non-negative), ``w`` (> 0): the edges of a bipartite graph,
@@ -147,7 +161,10 @@ def _lapjvsp(r: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, n
     M = float(wf.max()) + 1.0
     # real edges cost M - w in [1, M - 1]; the dummy column K_c + i of row i costs M
     big = sp.csr_matrix(
-        (np.concatenate([M - wf, np.full(R, M)]), (np.concatenate([ri_, np.arange(R)]), np.concatenate([ci_, Kc + np.arange(R)]))),
+        (
+            np.concatenate([M - wf, np.full(R, M)]),
+            (np.concatenate([ri_, np.arange(R)]), np.concatenate([ci_, Kc + np.arange(R)])),
+        ),
         shape=(R, Kc + R),
     )
     ri, ci = min_weight_full_bipartite_matching(big)

@@ -23,7 +23,16 @@ from .errors import InvalidInputError
 
 NUM_ECE_BINS = 15  # equal-width confidence bins of the expected calibration error
 
-__all__ = ["NUM_ECE_BINS", "MetricSpec", "METRICS", "METRIC_KEYS", "LEADERBOARD_METRICS", "RANK_METRIC", "metric", "format_value"]
+__all__ = [
+    "NUM_ECE_BINS",
+    "MetricSpec",
+    "METRICS",
+    "METRIC_KEYS",
+    "LEADERBOARD_METRICS",
+    "RANK_METRIC",
+    "metric",
+    "format_value",
+]
 
 
 @dataclass(frozen=True)
@@ -54,24 +63,68 @@ class MetricSpec:
 
 #: Every metric, in display order.
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("acc", "ACC (top-1 -> 1, Hungarian)", True, True, "ACC (top-1→1)",
-               description="top-1 -> 1 with the one-to-one Hungarian map f"),
-    MetricSpec("top1_L", "top-1 -> L", True, True, "top-1→L",
-               description="f(top-1) in the label set S_L"),
-    MetricSpec("top5_1", "top-5 -> 1", True, True, "top-5→1",
-               description="any of the 5 top clusters mapped through f equals the label"),
-    MetricSpec("top5_L", "top-5 -> L", True, True, "top-5→L",
-               description="any of the 5 top clusters mapped through f is in S_L"),
-    MetricSpec("nmi", "NMI", False, True, "NMI",
-               description="normalised mutual information of top-1 and labels (arithmetic mean)"),
-    MetricSpec("ari", "ARI", False, True, "ARI",
-               description="adjusted Rand index of top-1 and labels"),
-    MetricSpec("majority_acc", "majority-vote ACC (many-to-one)", True, True, "majority ACC",
-               description="many-to-one ACC: every cluster takes its most frequent label (NOT the Hungarian ACC)"),
-    MetricSpec("acc_temi_overcluster", "over-clustering ACC (TEMI eval)", True, True, "TEMI over-cluster ACC", leaderboard=False, conditional=True,
-               description="K > C only: Hungarian map, then every unmatched cluster takes its majority label (as TEMI's evaluation code)"),
-    MetricSpec("ece", f"ECE ({NUM_ECE_BINS} bins)", True, False, "ECE",
-               description=f"expected calibration error, {NUM_ECE_BINS} equal-width bins of max-probability confidence, after f"),
+    MetricSpec(
+        "acc",
+        "ACC (top-1 -> 1, Hungarian)",
+        True,
+        True,
+        "ACC (top-1→1)",
+        description="top-1 -> 1 with the one-to-one Hungarian map f",
+    ),
+    MetricSpec("top1_L", "top-1 -> L", True, True, "top-1→L", description="f(top-1) in the label set S_L"),
+    MetricSpec(
+        "top5_1",
+        "top-5 -> 1",
+        True,
+        True,
+        "top-5→1",
+        description="any of the 5 top clusters mapped through f equals the label",
+    ),
+    MetricSpec(
+        "top5_L",
+        "top-5 -> L",
+        True,
+        True,
+        "top-5→L",
+        description="any of the 5 top clusters mapped through f is in S_L",
+    ),
+    MetricSpec(
+        "nmi",
+        "NMI",
+        False,
+        True,
+        "NMI",
+        description="normalised mutual information of top-1 and labels (arithmetic mean)",
+    ),
+    MetricSpec("ari", "ARI", False, True, "ARI", description="adjusted Rand index of top-1 and labels"),
+    MetricSpec(
+        "majority_acc",
+        "majority-vote ACC (many-to-one)",
+        True,
+        True,
+        "majority ACC",
+        description="many-to-one ACC: every cluster takes its most frequent label (NOT the Hungarian ACC)",
+    ),
+    MetricSpec(
+        "acc_temi_overcluster",
+        "over-clustering ACC (TEMI eval)",
+        True,
+        True,
+        "TEMI over-cluster ACC",
+        leaderboard=False,
+        conditional=True,
+        description="K > C only: Hungarian map, then every unmatched cluster takes its majority label (as TEMI's "
+        "evaluation code)",
+    ),
+    MetricSpec(
+        "ece",
+        f"ECE ({NUM_ECE_BINS} bins)",
+        True,
+        False,
+        "ECE",
+        description=f"expected calibration error, {NUM_ECE_BINS} equal-width bins of max-probability confidence, "
+        "after f",
+    ),
 )
 
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)

@@ -40,7 +40,15 @@ from .label_protocol import (
     SetIndex,
     real_draws,
 )
-from .matching import MATCHING, Matching, contingency, dense_matching, forced_pairs, match_clusters, max_agreement_matching
+from .matching import (
+    MATCHING,
+    Matching,
+    contingency,
+    dense_matching,
+    forced_pairs,
+    match_clusters,
+    max_agreement_matching,
+)
 from .metric_spec import METRICS, NUM_ECE_BINS
 
 EXACT_FLOAT_LIMIT = 2.0**52  # composite matching weights must stay exact in float64
@@ -94,7 +102,9 @@ def set_membership(label_sets, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     return idx.contains(rows, cols)
 
 
-def topk_accuracy(topk: np.ndarray, labels: np.ndarray | None, cluster_to_label: np.ndarray, label_sets=None, k: int = 5) -> float:
+def topk_accuracy(
+    topk: np.ndarray, labels: np.ndarray | None, cluster_to_label: np.ndarray, label_sets=None, k: int = 5
+) -> float:
     """Fraction of samples whose first ``k`` ranked clusters, mapped through f, hit the label
     (``label_sets`` None) or hit the sample's label set."""
     topk = np.asarray(topk, dtype=np.int64)
@@ -112,7 +122,9 @@ def topk_accuracy(topk: np.ndarray, labels: np.ndarray | None, cluster_to_label:
     return float(hit.any(axis=1).mean())
 
 
-def majority_vote_accuracy(top1: np.ndarray, labels: np.ndarray, num_classes: int | None = None, num_clusters: int | None = None) -> float:
+def majority_vote_accuracy(
+    top1: np.ndarray, labels: np.ndarray, num_classes: int | None = None, num_clusters: int | None = None
+) -> float:
     """Many-to-one ACC: every cluster takes its most frequent label (NOT the one-to-one ACC; with K > C it
     can only be higher)."""
     return _majority_from_table(contingency(labels, top1, num_classes, num_clusters), len(labels))
@@ -156,7 +168,11 @@ def temi_overcluster_accuracy(table: sp.spmatrix) -> float:
         composite = w * (n + 1) + (w - colmax[coo.col])  # >= 2 for every edge
         m = max_agreement_matching(sp.csr_matrix((composite, (coo.row, coo.col)), shape=t.shape))
     else:  # composite costs would not be exact in float64 (far beyond IN-21K val scale): solver's tie-break
-        warnings.warn(f"temi_overcluster_accuracy: n = {n:,} samples is too large for the exact tie-break; ties between maximum matchings are broken by the solver", stacklevel=2)
+        warnings.warn(
+            f"temi_overcluster_accuracy: n = {n:,} samples is too large for the exact tie-break; ties between maximum "
+            "matchings are broken by the solver",
+            stacklevel=2,
+        )
         m = max_agreement_matching(t)
     lab, clu = m.pairs
     agreements = int(np.asarray(t[lab, clu]).sum()) if len(lab) else 0
@@ -165,7 +181,9 @@ def temi_overcluster_accuracy(table: sp.spmatrix) -> float:
     return float((agreements + int(colmax[unmatched].sum())) / n)
 
 
-def per_class_accuracy(top1: np.ndarray, labels: np.ndarray, cluster_to_label: np.ndarray, num_classes: int) -> np.ndarray:
+def per_class_accuracy(
+    top1: np.ndarray, labels: np.ndarray, cluster_to_label: np.ndarray, num_classes: int
+) -> np.ndarray:
     """Per label l: fraction of its samples with f(pred) == l (float64, NaN for labels without samples)."""
     labels = np.asarray(labels, dtype=np.int64)
     hit = _mapped(cluster_to_label, top1) == labels
@@ -332,13 +350,20 @@ def score(
     excluded = 0 if keep is None else int((~keep).sum())
     if not protocol.repeated:
         out = _single(top1, next(iter(protocol.draws())), topk, confidence, protocol, C, K, True)
-        out.update(n=int(len(top1)), excluded_empty_sets=excluded, cluster_to_label=out.pop("_matching").cluster_to_label)
+        out.update(
+            n=int(len(top1)), excluded_empty_sets=excluded, cluster_to_label=out.pop("_matching").cluster_to_label
+        )
         return out
 
     from tqdm.auto import tqdm
 
     runs, first = [], None
-    for labels in tqdm(protocol.draws(num_draws), total=num_draws, desc="label draws", disable=None if progress is None else not progress):
+    for labels in tqdm(
+        protocol.draws(num_draws),
+        total=num_draws,
+        desc="label draws",
+        disable=None if progress is None else not progress,
+    ):
         r = _single(top1, labels, topk, confidence, protocol, C, K, first is None)
         first = first or r
         runs.append(r)
@@ -379,7 +404,10 @@ def compute_metrics(
     if label_sets is not None and label_matrix is not None:
         raise ValueError("compute_metrics: expected label_sets (N x C) or label_matrix (C x C), found both")
     if label_matrix is not None and (real_protocol or label_matrix.shape != (C, C)):
-        raise ValueError(f"compute_metrics: expected a ({C}, {C}) label_matrix outside the ReaL protocol, found shape {label_matrix.shape}")
+        raise ValueError(
+            f"compute_metrics: expected a ({C}, {C}) label_matrix outside the ReaL protocol, found shape "
+            f"{label_matrix.shape}"
+        )
     if real_protocol:
         if label_sets is None:
             raise ValueError("compute_metrics: the ReaL protocol needs label_sets")
@@ -390,5 +418,12 @@ def compute_metrics(
         protocol = PerSampleSets(labels, label_sets, C)
     else:
         protocol = FixedLabels(labels, C)
-    return score(top1, protocol, num_clusters=num_clusters, topk=topk, confidence=confidence, num_draws=num_draws, progress=progress)
-
+    return score(
+        top1,
+        protocol,
+        num_clusters=num_clusters,
+        topk=topk,
+        confidence=confidence,
+        num_draws=num_draws,
+        progress=progress,
+    )

@@ -106,16 +106,22 @@ def write_predictions(
     :class:`~in21k_bench.errors.InvalidInputError` before anything is written. Returns the record."""
     what = f"predictions {out_dir}"
     if record_name not in RECORD_FILES:
-        raise InvalidInputError(f"{what}: expected a run record named {' or '.join(RECORD_FILES)}, found {record_name!r}")
+        raise InvalidInputError(
+            f"{what}: expected a run record named {' or '.join(RECORD_FILES)}, found {record_name!r}"
+        )
     arrays = {TOP1_FILE: _int_array(top1, 1, what, "top1")}
     n = arrays[TOP1_FILE].shape[0]
     if topk is not None:
         tk = _int_array(topk, 2, what, "topk")
         if tk.shape[1] == 0:
-            raise InvalidInputError(f"{what}: expected at least one column of ranked clusters, found shape {tuple(tk.shape)}")
+            raise InvalidInputError(
+                f"{what}: expected at least one column of ranked clusters, found shape {tuple(tk.shape)}"
+            )
         if tk.shape[0] == n and not np.array_equal(tk[:, 0], arrays[TOP1_FILE]):
             i = int(np.flatnonzero(tk[:, 0] != arrays[TOP1_FILE])[0])
-            raise InvalidInputError(f"{what}: expected topk[:, 0] == top1, found {int(tk[i, 0])} vs {int(arrays[TOP1_FILE][i])} (row {i})")
+            raise InvalidInputError(
+                f"{what}: expected topk[:, 0] == top1, found {int(tk[i, 0])} vs {int(arrays[TOP1_FILE][i])} (row {i})"
+            )
         arrays[TOPK_FILE] = tk
     if probs is not None:
         p = np.asarray(probs)
@@ -159,24 +165,36 @@ def open_npy(path: str | os.PathLike, what: str = "predictions") -> np.ndarray:
             magic = f.read(len(_NPY_MAGIC))
             if magic != _NPY_MAGIC:
                 kind = "pickled data" if magic[:1] == b"\x80" else "no NUMPY magic bytes"
-                raise InvalidInputError(f"{what}: expected a .npy array file at {path}, found {kind} (files are never unpickled)")
+                raise InvalidInputError(
+                    f"{what}: expected a .npy array file at {path}, found {kind} (files are never unpickled)"
+                )
             f.seek(0)
             try:
                 major, _minor = np.lib.format.read_magic(f)
                 reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
                 shape, _fortran, dtype = reader(f)
             except (ValueError, EOFError, OSError) as exc:
-                raise InvalidInputError(f"{what}: expected a complete .npy header in {path}, found a truncated or corrupt one ({exc})") from None
+                raise InvalidInputError(
+                    f"{what}: expected a complete .npy header in {path}, found a truncated or corrupt one ({exc})"
+                ) from None
             if dtype.hasobject:
-                raise InvalidInputError(f"{what}: expected a numeric .npy in {path}, found object dtype (pickled arrays are never loaded)")
+                raise InvalidInputError(
+                    f"{what}: expected a numeric .npy in {path}, found object dtype (pickled arrays are never loaded)"
+                )
             need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if size < need:
-            raise InvalidInputError(f"{what}: expected {need} bytes for a {dtype} {tuple(shape)} array in {path}, found {size} (truncated file)")
+            raise InvalidInputError(
+                f"{what}: expected {need} bytes for a {dtype} {tuple(shape)} array in {path}, found {size} (truncated "
+                "file)"
+            )
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except InvalidInputError:
         raise
     except (ValueError, OSError, EOFError) as exc:
-        raise InvalidInputError(f"{what}: expected a readable .npy file at {path}, found an unreadable one ({exc.__class__.__name__}: {exc})") from None
+        raise InvalidInputError(
+            f"{what}: expected a readable .npy file at {path}, found an unreadable one ({exc.__class__.__name__}: "
+            f"{exc})"
+        ) from None
     if a.dtype.fields is not None or a.dtype.kind not in "biuf":
         raise InvalidInputError(f"{what}: expected a numeric .npy array in {path}, found dtype {a.dtype}")
     return a
@@ -194,7 +212,9 @@ def npy_to_arrays(a: np.ndarray, what: str) -> PredictionArrays:
         return PredictionArrays(probs=a)
     if a.ndim == 2:
         return PredictionArrays(topk=np.asarray(a))
-    raise InvalidInputError(f"{what}: expected a .npy of shape (N,), (N, k) or (N, K), found {a.ndim}-d array of shape {tuple(a.shape)}")
+    raise InvalidInputError(
+        f"{what}: expected a .npy of shape (N,), (N, k) or (N, K), found {a.ndim}-d array of shape {tuple(a.shape)}"
+    )
 
 
 def read_run_record(folder: str | os.PathLike, what: str = "predictions") -> dict | None:
@@ -206,7 +226,9 @@ def read_run_record(folder: str | os.PathLike, what: str = "predictions") -> dic
             try:
                 rec = json.loads(p.read_text())
             except (ValueError, OSError) as exc:
-                raise InvalidInputError(f"{what}: expected a JSON run record at {p}, found an unreadable file ({exc.__class__.__name__})") from None
+                raise InvalidInputError(
+                    f"{what}: expected a JSON run record at {p}, found an unreadable file ({exc.__class__.__name__})"
+                ) from None
             if not isinstance(rec, dict):
                 raise InvalidInputError(f"{what}: expected a JSON object in {p}, found {type(rec).__name__}")
             return rec
@@ -242,7 +264,10 @@ def read_prediction_folder(folder: str | os.PathLike, what: str = "predictions")
             if name not in shas:
                 raise InvalidInputError(f"{what}: expected {name} in {folder} (listed in its run record), found none")
             if want and shas[name] != want:
-                raise InvalidInputError(f"{what}: expected {name} with the sha256 in its run record ({want[:12]}...), found {shas[name][:12]}... (file changed after the run)")
+                raise InvalidInputError(
+                    f"{what}: expected {name} with the sha256 in its run record ({want[:12]}...), found "
+                    f"{shas[name][:12]}... (file changed after the run)"
+                )
     arrays = PredictionArrays()
     for name in present:
         a = open_npy(folder / name, what)
@@ -258,13 +283,19 @@ def read_prediction_folder(folder: str | os.PathLike, what: str = "predictions")
             if a.ndim != 2 or a.dtype.kind != "f":
                 raise InvalidInputError(f"{what}: expected {name} as float (N, K), found {_kind(a)}")
             arrays.probs = a  # stays memory-mapped
-    rows = {n: int(getattr(arrays, f).shape[0]) for n, f in zip(PREDICTION_FILES, ("top1", "topk", "probs")) if getattr(arrays, f) is not None}
+    rows = {
+        n: int(getattr(arrays, f).shape[0])
+        for n, f in zip(PREDICTION_FILES, ("top1", "topk", "probs"))
+        if getattr(arrays, f) is not None
+    }
     if len(set(rows.values())) > 1:
         raise InvalidInputError(f"{what}: expected the same number of rows in every file of {folder}, found {rows}")
     return arrays, _folder_sha(shas)
 
 
-def load_predictions(path: str | os.PathLike, what: str = "predictions") -> tuple[PredictionArrays | PredictionTable, str]:
+def load_predictions(
+    path: str | os.PathLike, what: str = "predictions"
+) -> tuple[PredictionArrays | PredictionTable, str]:
     """Read a prediction file or folder -> (arrays or table, sha256 of the input).
 
     A folder: :func:`read_prediction_folder`. A ``.npy``: :func:`open_npy` then classified by shape and
@@ -285,7 +316,10 @@ def load_predictions(path: str | os.PathLike, what: str = "predictions") -> tupl
             df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype={"sample_id": str})
         except Exception as exc:  # pyarrow / pandas raise many types for corrupt files
             first = str(exc).splitlines()[0] if str(exc) else ""
-            raise InvalidInputError(f"{what}: expected a readable {suffix} table at {path}, found an unreadable file ({exc.__class__.__name__}: {first})") from None
+            raise InvalidInputError(
+                f"{what}: expected a readable {suffix} table at {path}, found an unreadable file "
+                f"({exc.__class__.__name__}: {first})"
+            ) from None
         return PredictionTable(df, path), sha256_file(path)
     raise InvalidInputError(f"{what}: expected a .npy, .parquet or .csv file or a folder, found {path.name!r}")
 

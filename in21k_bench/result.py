@@ -66,12 +66,16 @@ class _ResultMethods(BaseModel):
         head = f"benchmark {self.benchmark} {self.version or ''}".rstrip()
         lines = [
             head,
-            f"  samples {self.n:,}   clusters K={self.num_clusters:,}   classes C={self.num_classes:,}   ranked k={self.k}   matching {self.matching}",
+            f"  samples {self.n:,}   clusters K={self.num_clusters:,}   classes C={self.num_classes:,}   ranked "
+            f"k={self.k}   matching {self.matching}",
         ]
         if self.labels_source:
             lines.append(f"  labels {self.labels_source}")
         if real:
-            lines.append(f"  ReaL protocol: {self.num_draws} label draws (seeds 0..{self.num_draws - 1}), mean +- std; {self.excluded} images with an empty ReaL set excluded")
+            lines.append(
+                f"  ReaL protocol: {self.num_draws} label draws (seeds 0..{self.num_draws - 1}), mean +- std; "
+                f"{self.excluded} images with an empty ReaL set excluded"
+            )
         for spec in METRICS:
             v = getattr(self, spec.key)
             if v is None and spec.conditional:
@@ -96,16 +100,44 @@ def _fields() -> dict:
     for spec in METRICS:
         f[spec.key] = (Optional[float], Field(None, description=spec.description))
     for spec in METRICS:
-        f[spec.std_key] = (Optional[float], Field(None, description=f"ReaL protocol: population std of {spec.key} over the label draws"))
+        f[spec.std_key] = (
+            Optional[float],
+            Field(None, description=f"ReaL protocol: population std of {spec.key} over the label draws"),
+        )
     f.update(
-        num_draws=(Optional[int], Field(None, description="ReaL protocol: label draws (seeds 0..num_draws-1); metrics are means, *_std population std")),
-        excluded=(int, Field(0, description="samples excluded (ReaL: images with an empty set, and unscored source images)")),
-        reliability=(Optional[dict], Field(None, description="per-bin count / confidence / accuracy of the reliability diagram")),
-        labels_source=(Optional[str], Field(None, description="where the labels came from when no benchmark was named (labels file or feature store)")),
-        labels_sha256=(Optional[str], Field(None, description="sha256 of the labels file (or of the labels array's .npy serialisation)")),
+        num_draws=(
+            Optional[int],
+            Field(
+                None,
+                description="ReaL protocol: label draws (seeds 0..num_draws-1); metrics are means, "
+                "*_std population std",
+            ),
+        ),
+        excluded=(
+            int,
+            Field(0, description="samples excluded (ReaL: images with an empty set, and unscored source images)"),
+        ),
+        reliability=(
+            Optional[dict],
+            Field(None, description="per-bin count / confidence / accuracy of the reliability diagram"),
+        ),
+        labels_source=(
+            Optional[str],
+            Field(
+                None,
+                description="where the labels came from when no benchmark was named (labels file or feature store)",
+            ),
+        ),
+        labels_sha256=(
+            Optional[str],
+            Field(None, description="sha256 of the labels file (or of the labels array's .npy serialisation)"),
+        ),
         package_version=(str, ...),
         predictions_sha256=(Optional[str], None),
-        per_class_acc=(Optional[list[float]], Field(None, exclude=True, description="per-label ACC (NaN without samples); not in JSON")),
+        per_class_acc=(
+            Optional[list[float]],
+            Field(None, exclude=True, description="per-label ACC (NaN without samples); not in JSON"),
+        ),
     )
     return f
 

@@ -241,7 +241,10 @@ class Sources:
     @cached_property
     def words(self) -> dict[str, list[str]]:
         """wnid -> WordNet lemmas for the 82,115 noun synsets of ``words.txt``."""
-        return {k: [s.strip() for s in v.split(", ") if s.strip()] for k, v in _tsv_map(self.read_text("imagenet-fall11/words.txt")).items()}
+        return {
+            k: [s.strip() for s in v.split(", ") if s.strip()]
+            for k, v in _tsv_map(self.read_text("imagenet-fall11/words.txt")).items()
+        }
 
     @cached_property
     def instance_synsets(self) -> frozenset[str]:

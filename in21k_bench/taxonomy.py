@@ -86,12 +86,27 @@ class Taxonomy:
     # --- nodes: classes + extra synsets (v2) -----------------------------------------------------
     def _init_nodes(self, table: pd.DataFrame, synsets: pd.DataFrame | None) -> None:
         n = self.num_classes
-        self.synsets = synsets if synsets is not None else pd.DataFrame(
-            {"node_index": np.empty(0, np.int32), "wnid": np.empty(0, object), "name": np.empty(0, object), "lemmas": np.empty(0, object),
-             "definition": np.empty(0, object), "hypernym": np.empty(0, object), "node_parent": np.empty(0, np.int32),
-             "class_parent": np.empty(0, np.int32), "depth": np.empty(0, np.int16)}
+        self.synsets = (
+            synsets
+            if synsets is not None
+            else pd.DataFrame(
+                {
+                    "node_index": np.empty(0, np.int32),
+                    "wnid": np.empty(0, object),
+                    "name": np.empty(0, object),
+                    "lemmas": np.empty(0, object),
+                    "definition": np.empty(0, object),
+                    "hypernym": np.empty(0, object),
+                    "node_parent": np.empty(0, np.int32),
+                    "class_parent": np.empty(0, np.int32),
+                    "depth": np.empty(0, np.int16),
+                }
+            )
         )
-        if len(self.synsets) and not (self.synsets["node_index"].to_numpy() == np.arange(n, n + len(self.synsets))).all():
+        if (
+            len(self.synsets)
+            and not (self.synsets["node_index"].to_numpy() == np.arange(n, n + len(self.synsets))).all()
+        ):
             raise In21kError(f"taxonomy {self.version}: expected extra synsets numbered {n}.., found another numbering")
         self.num_synsets = len(self.synsets)
         self.num_nodes = n + self.num_synsets
@@ -101,7 +116,9 @@ class Taxonomy:
         own = table["node_parent"].to_numpy(dtype=np.int32) if "node_parent" in table else self.parent
         self.node_parent = np.concatenate([own, self.synsets["node_parent"].to_numpy(dtype=np.int32)]).astype(np.int32)
         #: per class: is it a WordNet instance synset (None for a v1 taxonomy, which does not record it)
-        self.is_wordnet_instance = table["is_wordnet_instance"].to_numpy(dtype=bool) if "is_wordnet_instance" in table else None
+        self.is_wordnet_instance = (
+            table["is_wordnet_instance"].to_numpy(dtype=bool) if "is_wordnet_instance" in table else None
+        )
         #: per class: wnid of its direct WordNet hypernym ("" for none; None for a v1 taxonomy)
         self.hypernym = table["hypernym"].to_numpy(dtype=object) if "hypernym" in table else None
         self._node_index = dict(self._index)
@@ -113,7 +130,9 @@ class Taxonomy:
         try:
             return self._node_index[wnid]
         except KeyError:
-            raise In21kError(f"taxonomy {self.version}: expected a class or extra-synset wnid like n01440764, found {wnid!r}") from None
+            raise In21kError(
+                f"taxonomy {self.version}: expected a class or extra-synset wnid like n01440764, found {wnid!r}"
+            ) from None
 
     def node_indices(self, wnids) -> np.ndarray:
         return np.array([self.node_index(w) for w in wnids], dtype=np.int64)
@@ -125,7 +144,10 @@ class Taxonomy:
     def hypernym_nodes(self) -> np.ndarray:
         """Per class: node index of its direct WordNet hypernym (-1 for none). Needs a v2 taxonomy."""
         if self.hypernym is None:
-            raise In21kError(f"taxonomy {self.version}: expected a taxonomy with direct hypernyms (v2 or later), found version {self.version}")
+            raise In21kError(
+                f"taxonomy {self.version}: expected a taxonomy with direct hypernyms (v2 or later), found version "
+                f"{self.version}"
+            )
         return np.array([self._node_index[h] if h else -1 for h in self.hypernym], dtype=np.int64)
 
     def node_path(self, i: int) -> list[int]:
@@ -161,7 +183,9 @@ class Taxonomy:
                     cols.append(p)
                     p = self.node_parent[p]
                 r, c = np.concatenate(rows), np.concatenate(cols)
-                self._node_ancestor_matrix = sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=(self.num_nodes,) * 2)
+                self._node_ancestor_matrix = sp.csr_matrix(
+                    (np.ones(len(r), dtype=bool), (r, c)), shape=(self.num_nodes,) * 2
+                )
         return self._node_ancestor_matrix.copy()
 
     @cached_property
@@ -235,7 +259,11 @@ class Taxonomy:
         sample labelled l. When every label is a class these are its MIIL ancestors that are labels."""
         wn = np.asarray(label_wnids, dtype=object)
         c = len(wn)
-        cls_idx = np.arange(c, dtype=np.int64) if c == self.num_classes and (wn == self.wnids).all() else self.node_indices(wn)
+        cls_idx = (
+            np.arange(c, dtype=np.int64)
+            if c == self.num_classes and (wn == self.wnids).all()
+            else self.node_indices(wn)
+        )
         label_of_class = np.full(self.num_nodes, -1, dtype=np.int64)
         label_of_class[cls_idx] = np.arange(c)
         anc = self.node_ancestor_matrix()[cls_idx].tocoo()
@@ -258,7 +286,11 @@ class ImageNet1k:
         self.val_labels = val["label"].to_numpy(dtype=np.int64)
         lengths = val["real"].map(len).to_numpy()
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        indices = np.concatenate([np.asarray(x, dtype=np.int32) for x in val["real"]]) if indptr[-1] else np.empty(0, np.int32)
+        indices = (
+            np.concatenate([np.asarray(x, dtype=np.int32) for x in val["real"]])
+            if indptr[-1]
+            else np.empty(0, np.int32)
+        )
         self.real_sets = sp.csr_matrix(
             (np.ones(len(indices), dtype=bool), indices, indptr), shape=(len(val), len(classes))
         )
@@ -290,7 +322,9 @@ def _taxonomy_tables(version: str, root, names: tuple[str, ...]) -> dict[str, pa
 def _default_version(root) -> str:
     latest = ManifestIndex.load(root).latest()
     if latest is None:
-        raise In21kError(f"taxonomy: expected a built version in {splits_root(root)}, found none (run `in21k-bench build-manifests`)")
+        raise In21kError(
+            f"taxonomy: expected a built version in {splits_root(root)}, found none (run `in21k-bench build-manifests`)"
+        )
     return latest
 
 

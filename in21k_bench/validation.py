@@ -24,7 +24,15 @@ TOP_K = 5
 CHUNK_ROWS = 8192
 MAX_CLUSTERS = 1 << 24  # K bound: metrics allocate O(K) arrays, so a stray huge id must not mean terabytes
 
-__all__ = ["PROB_SUM_TOL", "PROB_ARGMAX_TOL", "MAX_CLUSTERS", "ValidPredictions", "validate_predictions", "as_numeric_array", "row_duplicates"]
+__all__ = [
+    "PROB_SUM_TOL",
+    "PROB_ARGMAX_TOL",
+    "MAX_CLUSTERS",
+    "ValidPredictions",
+    "validate_predictions",
+    "as_numeric_array",
+    "row_duplicates",
+]
 
 
 @dataclass
@@ -72,9 +80,15 @@ def as_numeric_array(x, what: str, name: str) -> np.ndarray:
         try:
             a = np.asarray(x)
         except Exception as exc:  # ragged lists etc.
-            raise InvalidInputError(f"{what}: expected {name} as a numeric array, found {type(x).__name__} that numpy cannot convert ({exc.__class__.__name__})") from None
+            raise InvalidInputError(
+                f"{what}: expected {name} as a numeric array, found {type(x).__name__} that numpy cannot convert "
+                f"({exc.__class__.__name__})"
+            ) from None
     if a.dtype.hasobject or a.dtype.fields is not None or a.dtype.kind not in "biuf":
-        raise InvalidInputError(f"{what}: expected {name} as a numeric array, found {a.dtype} dtype (object, string or structured arrays are not accepted)")
+        raise InvalidInputError(
+            f"{what}: expected {name} as a numeric array, found {a.dtype} dtype (object, string or structured arrays "
+            "are not accepted)"
+        )
     return a
 
 
@@ -83,19 +97,29 @@ def _check_ids(a: np.ndarray, what: str, name: str, num_clusters: int | None) ->
         raise InvalidInputError(f"{what}: expected integer cluster ids in {name}, found bool {tuple(a.shape)}")
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
-            raise InvalidInputError(f"{what}: expected integer cluster ids in {name}, found float {a.dtype} with NaN/inf (probabilities must be 2-d (N, K))")
-        raise InvalidInputError(f"{what}: expected integer cluster ids in {name}, found float {a.dtype} (cast to int; probabilities must be 2-d (N, K))")
+            raise InvalidInputError(
+                f"{what}: expected integer cluster ids in {name}, found float {a.dtype} with NaN/inf (probabilities "
+                "must be 2-d (N, K))"
+            )
+        raise InvalidInputError(
+            f"{what}: expected integer cluster ids in {name}, found float {a.dtype} (cast to int; probabilities must "
+            "be 2-d (N, K))"
+        )
     a = np.asarray(a)
     if a.size and a.min() < 0:
         i = int(np.flatnonzero(a.reshape(len(a), -1).min(axis=1) < 0)[0])
         raise InvalidInputError(f"{what}: expected cluster ids >= 0 in {name}, found {int(a.min())} (row {i})")
     if num_clusters is not None and a.size and a.max() >= num_clusters:
         i = int(np.flatnonzero(a.reshape(len(a), -1).max(axis=1) >= num_clusters)[0])
-        raise InvalidInputError(f"{what}: expected cluster ids < K={num_clusters} in {name}, found {int(a.max())} (row {i})")
+        raise InvalidInputError(
+            f"{what}: expected cluster ids < K={num_clusters} in {name}, found {int(a.max())} (row {i})"
+        )
     return a.astype(np.int64, copy=False)
 
 
-def _reduce_probs(p: np.ndarray, what: str, rows: np.ndarray | None = None, tol: float = PROB_SUM_TOL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _reduce_probs(
+    p: np.ndarray, what: str, rows: np.ndarray | None = None, tol: float = PROB_SUM_TOL
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check probabilities chunk by chunk and derive (top1, top-5 ranked, confidence)."""
     from tqdm.auto import tqdm
 
@@ -120,8 +144,13 @@ def _reduce_probs(p: np.ndarray, what: str, rows: np.ndarray | None = None, tol:
         off = np.abs(sums - 1.0) > tol
         if off.any():
             i = int(np.flatnonzero(off)[0])
-            raise InvalidInputError(f"{what}: expected probability rows summing to 1 (tolerance {tol:g}), found sum {sums[i]:.6g} (row {s + i})")
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < K else np.broadcast_to(np.arange(K), (e - s, K)).copy()
+            raise InvalidInputError(
+                f"{what}: expected probability rows summing to 1 (tolerance {tol:g}), found sum {sums[i]:.6g} (row "
+                f"{s + i})"
+            )
+        part = (
+            np.argpartition(-block, k - 1, axis=1)[:, :k] if k < K else np.broadcast_to(np.arange(K), (e - s, K)).copy()
+        )
         vals = np.take_along_axis(block, part, axis=1)
         order = np.argsort(-vals, axis=1, kind="stable")
         ranked = np.take_along_axis(part, order, axis=1)
@@ -158,7 +187,15 @@ def _put_first(ranked: np.ndarray, top1: np.ndarray) -> np.ndarray:
     return ranked
 
 
-def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num_clusters: int | None, what: str, rows: np.ndarray | None = None, n_hint: str | None = None) -> ValidPredictions:
+def validate_predictions(
+    preds: PredictionArrays,
+    *,
+    n_expected: int | None,
+    num_clusters: int | None,
+    what: str,
+    rows: np.ndarray | None = None,
+    n_hint: str | None = None,
+) -> ValidPredictions:
     """Validate raw arrays -> :class:`ValidPredictions`. ``rows`` selects rows (ReaL: 50,000 -> scored)
     after the row count check; ``n_hint`` replaces the "N rows" wording in the row-count message."""
     if preds.top1 is None and preds.topk is None and preds.probs is None:
@@ -174,7 +211,9 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
     for name, a in arrays.items():
         if a.ndim != want_ndim[name]:
             hint = {1: "(N,)", 2: "(N, k)" if name == "topk" else "(N, K)"}[want_ndim[name]]
-            raise InvalidInputError(f"{what}: expected {name} with shape {hint}, found {a.ndim}-d array of shape {tuple(a.shape)}")
+            raise InvalidInputError(
+                f"{what}: expected {name} with shape {hint}, found {a.ndim}-d array of shape {tuple(a.shape)}"
+            )
         if n_expected is not None and a.shape[0] != n_expected:
             raise InvalidInputError(f"{what}: expected {n_hint or f'{n_expected} rows'} in {name}, found {a.shape[0]}")
     ns = {name: a.shape[0] for name, a in arrays.items()}
@@ -199,18 +238,25 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
     if "topk" in arrays:
         topk = _check_ids(arrays["topk"], what, "topk", num_clusters if num_clusters is not None else probs_k)
         if topk.shape[1] == 0:
-            raise InvalidInputError(f"{what}: expected at least one column of ranked clusters, found shape {tuple(topk.shape)}")
+            raise InvalidInputError(
+                f"{what}: expected at least one column of ranked clusters, found shape {tuple(topk.shape)}"
+            )
         dup = row_duplicates(topk)
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
-            raise InvalidInputError(f"{what}: expected distinct clusters in every top-k row, found duplicates in row {i}: {topk[i].tolist()}")
+            raise InvalidInputError(
+                f"{what}: expected distinct clusters in every top-k row, found duplicates in row {i}: "
+                f"{topk[i].tolist()}"
+            )
     if "top1" in arrays:
         top1 = _check_ids(arrays["top1"], what, "top1", num_clusters if num_clusters is not None else probs_k)
     if top1 is not None and topk is not None:
         bad = top1 != topk[:, 0]
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(f"{what}: expected top-1 == first ranked cluster, found {int(top1[i])} vs {int(topk[i, 0])} (row {i})")
+            raise InvalidInputError(
+                f"{what}: expected top-1 == first ranked cluster, found {int(top1[i])} vs {int(topk[i, 0])} (row {i})"
+            )
     if top1 is None:
         top1 = topk[:, 0].copy() if topk is not None else ptop1
     if probs_k is not None:
@@ -219,7 +265,9 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
         given = top1 if "top1" in arrays or "topk" in arrays else None
         if given is not None:
             if int(given.max()) >= probs_k:
-                raise InvalidInputError(f"{what}: expected cluster ids < K={probs_k} (probability columns), found {int(given.max())}")
+                raise InvalidInputError(
+                    f"{what}: expected cluster ids < K={probs_k} (probability columns), found {int(given.max())}"
+                )
             src = arrays["probs"]
             idx = np.arange(len(given)) if rows is None else rows
             pg = np.empty(len(given))
@@ -229,18 +277,26 @@ def validate_predictions(preds: PredictionArrays, *, n_expected: int | None, num
             bad = pg < conf - PROB_ARGMAX_TOL
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise InvalidInputError(f"{what}: expected the top-1 cluster to have the largest probability, found p={pg[i]:.4g} < max {conf[i]:.4g} (row {i})")
+                raise InvalidInputError(
+                    f"{what}: expected the top-1 cluster to have the largest probability, found p={pg[i]:.4g} < max "
+                    f"{conf[i]:.4g} (row {i})"
+                )
         if topk is None:
             topk = _put_first(ptopk, top1)
     if "confidence" in arrays:
         c = arrays["confidence"]
         if c.dtype.kind != "f" or not np.isfinite(c).all() or c.min() < 0 or c.max() > 1:
-            raise InvalidInputError(f"{what}: expected confidence as finite floats in [0, 1], found {_kind(c)} with range [{float(np.nanmin(c)) if c.size else 0:.3g}, {float(np.nanmax(c)) if c.size else 0:.3g}]")
+            raise InvalidInputError(
+                f"{what}: expected confidence as finite floats in [0, 1], found {_kind(c)} with range "
+                f"[{float(np.nanmin(c)) if c.size else 0:.3g}, {float(np.nanmax(c)) if c.size else 0:.3g}]"
+            )
         if conf is not None:
             raise InvalidInputError(f"{what}: expected either probabilities or confidence, found both")
         conf = c.astype(np.float64)
     max_id = int(max(top1.max(), topk.max() if topk is not None else -1))
     if max_id >= MAX_CLUSTERS:
-        raise InvalidInputError(f"{what}: expected cluster ids < {MAX_CLUSTERS:,} (the largest K supported), found {max_id:,}")
+        raise InvalidInputError(
+            f"{what}: expected cluster ids < {MAX_CLUSTERS:,} (the largest K supported), found {max_id:,}"
+        )
     k = int(topk.shape[1]) if topk is not None else 1
     return ValidPredictions(top1=top1, topk=topk, confidence=conf, k=k, max_id=max_id, probs_k=probs_k, raw=preds)

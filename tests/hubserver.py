@@ -68,7 +68,9 @@ class HubServer:
         self.store: Path | None = None  # where commits made through the upload API are kept
 
     # ---------------------------------------------------------------------------------- content
-    def add_commit(self, repo_id: str, folder: str | Path, *, tags=(), branch: str = "main", repo_type: str = "dataset") -> str:
+    def add_commit(
+        self, repo_id: str, folder: str | Path, *, tags=(), branch: str = "main", repo_type: str = "dataset"
+    ) -> str:
         """Serve ``folder`` as a new commit of ``repo_id``; move ``branch`` and the ``tags`` to it."""
         folder = Path(folder)
         h = hashlib.sha1(f"{repo_type}/{repo_id}".encode())
@@ -176,17 +178,32 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.match(r"^/api/(datasets|models|spaces)/([^/]+)/([^/]+)/(preupload|commit|tag|refs)(?:/([^/]+))?$", raw)
         if not m:
             return self._error(404, "NotFound", f"no route {raw}", False)
-        repo_type, repo_id, action, rev = m.group(1)[:-1], f"{unquote(m.group(2))}/{unquote(m.group(3))}", m.group(4), unquote(m.group(5) or "")
+        repo_type, repo_id, action, rev = (
+            m.group(1)[:-1],
+            f"{unquote(m.group(2))}/{unquote(m.group(3))}",
+            m.group(4),
+            unquote(m.group(5) or ""),
+        )
         repo = hub.repos.get((repo_type, repo_id))
         if repo is None:
             return self._error(404, "RepoNotFound", f"Repository {repo_id} not found", False)
         if action == "refs":
-            branches = [{"name": k, "ref": f"refs/heads/{k}", "targetCommit": c} for k, c in repo.refs.items() if k in repo.branches]
-            tags = [{"name": k, "ref": f"refs/tags/{k}", "targetCommit": c} for k, c in repo.refs.items() if k not in repo.branches]
+            branches = [
+                {"name": k, "ref": f"refs/heads/{k}", "targetCommit": c}
+                for k, c in repo.refs.items()
+                if k in repo.branches
+            ]
+            tags = [
+                {"name": k, "ref": f"refs/tags/{k}", "targetCommit": c}
+                for k, c in repo.refs.items()
+                if k not in repo.branches
+            ]
             return self._json(200, {"branches": branches, "tags": tags, "converts": []})
         if action == "preupload":
             files = json.loads(body)["files"]
-            return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+            return self._json(
+                200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+            )
         if action == "tag":
             req = json.loads(body)
             commit = rev if rev in repo.commits else repo.refs.get(rev)
@@ -213,7 +230,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif item["key"] != "header":
                 return self._error(400, "BadRequest", f"unsupported commit entry {item['key']}", False)
         commit = hub.add_commit(repo_id, folder, branch=rev, repo_type=repo_type)
-        return self._json(200, {"commitUrl": f"{hub.url}/{repo_type}s/{repo_id}/commit/{commit}", "commitOid": commit, "pullRequestUrl": None})
+        return self._json(
+            200,
+            {
+                "commitUrl": f"{hub.url}/{repo_type}s/{repo_id}/commit/{commit}",
+                "commitOid": commit,
+                "pullRequestUrl": None,
+            },
+        )
 
     # ------------------------------------------------------------------------------------------
     def _send(self, status: int, headers: dict[str, str], body: bytes = b"", head: bool = False) -> None:
@@ -230,7 +254,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, code: str, message: str, head: bool, extra: dict[str, str] | None = None) -> None:
         body = json.dumps({"error": message}).encode()
-        self._send(status, {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json", **(extra or {})}, body, head)
+        self._send(
+            status,
+            {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json", **(extra or {})},
+            body,
+            head,
+        )
 
     def _resolve(self, head: bool) -> None:
         hub = self.hub
@@ -257,7 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
         folder = repo.commits[commit]
         file = (folder / path).resolve()
         if ".." in path.split("/") or not file.is_file() or folder.resolve() not in file.parents:
-            return self._error(404, "EntryNotFound", f"{path} does not exist at {commit}", head, {"X-Repo-Commit": commit})
+            return self._error(
+                404, "EntryNotFound", f"{path} does not exist at {commit}", head, {"X-Repo-Commit": commit}
+            )
         data = file.read_bytes()
         headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
         if path.endswith(LFS_SUFFIXES):

@@ -14,7 +14,20 @@ from in21k_bench.taxonomy import load_taxonomy
 DOCUMENTED_NAMES = (
     ["in21k", "tiny", "small", "base", "large", "huge", "imbalanced-2k", "centered-2k"]
     + [f"coarse-d{d}" for d in range(1, 10)]
-    + ["wordnet-leaf", "in21k-leaf", "leaf-hzr", "p-hzr", "clip-1k", "dinov2-1k", "sup-1k", "union-1k", "random-1k", "imagenet-1k", "imagenet-1k-odd", "real1k"]
+    + [
+        "wordnet-leaf",
+        "in21k-leaf",
+        "leaf-hzr",
+        "p-hzr",
+        "clip-1k",
+        "dinov2-1k",
+        "sup-1k",
+        "union-1k",
+        "random-1k",
+        "imagenet-1k",
+        "imagenet-1k-odd",
+        "real1k",
+    ]
 )
 NEEDS_INPUT = {"leaf-hzr", "p-hzr", "clip-1k", "dinov2-1k", "sup-1k", "union-1k"}
 
@@ -101,7 +114,9 @@ def test_coarse(d, tax):
         path = tax.path(i)
         expect = i if len(path) <= d else path[len(path) - d]
         assert tax.wnids[expect] == w
-    assert b.num_classes == len({(i if tax.level[i] <= d else tax.path(i)[len(tax.path(i)) - d]) for i in range(tax.num_classes)})
+    assert b.num_classes == len(
+        {(i if tax.level[i] <= d else tax.path(i)[len(tax.path(i)) - d]) for i in range(tax.num_classes)}
+    )
     assert (b.classes["wnid"].map(lambda w: tax.level[tax.index(w)]) <= d).all()
     if d == 1:
         assert b.num_classes == int((tax.parent < 0).sum())
@@ -114,8 +129,12 @@ def test_coarse_sizes_increase(version):
 
 
 def test_leaf_sets(tax):
-    assert set(in21k_bench.load("wordnet-leaf", "v1").source_classes["class_index"]) == set(np.flatnonzero(tax.is_wordnet_leaf).tolist())
-    assert set(in21k_bench.load("in21k-leaf").source_classes["class_index"]) == set(np.flatnonzero(tax.is_miil_leaf).tolist())
+    assert set(in21k_bench.load("wordnet-leaf", "v1").source_classes["class_index"]) == set(
+        np.flatnonzero(tax.is_wordnet_leaf).tolist()
+    )
+    assert set(in21k_bench.load("in21k-leaf").source_classes["class_index"]) == set(
+        np.flatnonzero(tax.is_miil_leaf).tolist()
+    )
 
 
 def test_random_1k_is_seeded():
@@ -166,7 +185,9 @@ def test_unknown_name_and_version():
 
 def _write_scores(path, tax, seed):
     rng = np.random.default_rng(seed)
-    pd.DataFrame({"wnid": tax.wnids, "score": rng.random(tax.num_classes), "class_index": np.arange(tax.num_classes)}).to_parquet(path)
+    pd.DataFrame(
+        {"wnid": tax.wnids, "score": rng.random(tax.num_classes), "class_index": np.arange(tax.num_classes)}
+    ).to_parquet(path)
 
 
 def test_model_based_from_score_files(tmp_path, tax):
@@ -191,7 +212,13 @@ def test_hzr_from_relabel_file(tmp_path, tax):
     rows = []
     for split, n in (("train", 4), ("val", 3)):
         for j in range(n):
-            rows.append((f"{split}/{tax.wnids[dog]}/{tax.wnids[dog]}_{j}.JPEG", tax.wnids[dog], tax.wnids[kid] if j % 2 else tax.wnids[dog]))
+            rows.append(
+                (
+                    f"{split}/{tax.wnids[dog]}/{tax.wnids[dog]}_{j}.JPEG",
+                    tax.wnids[dog],
+                    tax.wnids[kid] if j % 2 else tax.wnids[dog],
+                )
+            )
             rows.append((f"{split}/{tax.wnids[leaf]}/{tax.wnids[leaf]}_{j}.JPEG", tax.wnids[leaf], tax.wnids[leaf]))
     df = pd.DataFrame(rows, columns=["sample_id", "original_wnid", "refined_wnid"])
     df["path"] = [[a, b] for a, b in zip(df.original_wnid, df.refined_wnid)]

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 
 import in21k_bench
+from conftest import run_cli
 from in21k_bench.catalog import get_definition, list_definitions
 from in21k_bench.manifest_index import ManifestIndex
 from in21k_bench.manifests import SPLITS_DIR, content_sha256
 from in21k_bench.taxonomy import load_taxonomy
 from in21k_bench.zeroshot.prompts import class_lemmas, fill_prompts
-
-from conftest import run_cli
 
 PAPER_COARSE = {1: 3987, 2: 5086, 3: 6772, 4: 8386, 5: 9429, 6: 9997, 7: 10241, 8: 10351, 9: 10424}
 CHANGED = {f"coarse-d{d}" for d in range(1, 10)} | {"wordnet-leaf", "centered-2k"}
@@ -170,7 +169,9 @@ def test_evaluator_version_option(tmp_path, capsys):
     for b in (b1, b2):
         p = tmp_path / f"{b.version}.npy"
         np.save(p, b.val_labels())  # perfect predictions of that version
-        code, out, err = run_cli(["evaluate", str(p), "--benchmark", "coarse-d1", "--version", b.version, "--json"], capsys)
+        code, out, err = run_cli(
+            ["evaluate", str(p), "--benchmark", "coarse-d1", "--version", b.version, "--json"], capsys
+        )
         assert code == 0, err
         res = json.loads(out)
         assert res["version"] == b.version and res["num_classes"] == b.num_classes and abs(res["acc"] - 1.0) < 1e-9

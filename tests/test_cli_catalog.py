@@ -10,7 +10,6 @@ import pytest
 
 from conftest import run_cli
 
-
 run = run_cli
 
 
@@ -40,5 +39,9 @@ def test_unknown_benchmark_one_line_error(capsys):
 
 
 def test_console_script_runs():
-    r = subprocess.run([sys.executable, "-c", "from in21k_bench.cli import main; main(['info','tiny','--json'])"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", "from in21k_bench.cli import main; main(['info','tiny','--json'])"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and json.loads(r.stdout)["num_classes"] > 1000

@@ -138,7 +138,9 @@ def test_embed_images_and_chunk_store(tmp_path):
     from PIL import Image
 
     with torch.inference_mode():
-        direct = clip.model.encode_image(torch.stack([clip.preprocess(Image.open(p).convert("RGB")) for p in paths])).float()
+        direct = clip.model.encode_image(
+            torch.stack([clip.preprocess(Image.open(p).convert("RGB")) for p in paths])
+        ).float()
     np.testing.assert_allclose(x, torch.nn.functional.normalize(direct, dim=-1).numpy(), rtol=1e-4, atol=1e-5)
 
     ids = [f"val/n1/{i}" for i in range(5)]

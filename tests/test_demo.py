@@ -8,17 +8,38 @@ import numpy as np
 
 from conftest import run_cli
 
-
 _run = run_cli
 
 
 def test_demo_runs_all_methods_and_reports_hierarchy_metrics(tmp_path, capsys):
-    argv = ["demo", "--out", str(tmp_path), "--subtree", "n02121808", "--scale", "0.05", "--val-scale", "0.2",
-            "--dim", "16", "--steps", "10", "--heads", "2", "--knn", "3", "--json"]  # domestic_cat: 16 classes
+    argv = [
+        "demo",
+        "--out",
+        str(tmp_path),
+        "--subtree",
+        "n02121808",
+        "--scale",
+        "0.05",
+        "--val-scale",
+        "0.2",
+        "--dim",
+        "16",
+        "--steps",
+        "10",
+        "--heads",
+        "2",
+        "--knn",
+        "3",
+        "--json",
+    ]  # domestic_cat: 16 classes
     code, out, err = _run(argv, capsys)
     assert code == 0, err
     info = json.loads(out)
-    assert info["synthetic"] is True and info["preset"] == "fine" and info["shape"] == {"rank": 1, "separation": 4.0, "curve": 1.5}
+    assert (
+        info["synthetic"] is True
+        and info["preset"] == "fine"
+        and info["shape"] == {"rank": 1, "separation": 4.0, "curve": 1.5}
+    )
     res = info["results"]
     assert [r["method"] for r in res] == ["kmeans", "temi", "scanv2"]
     assert res[1]["settings"]["steps"] >= 10 and res[1]["settings"]["peak_lr"] == 2e-3

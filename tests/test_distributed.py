@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,8 +41,18 @@ def problem():
 def config(method):
     from in21k_bench.methods.train import TrainConfig
 
-    return TrainConfig(method=method, num_clusters=3, num_heads=3, epochs=3, batch_size=32, knn=5, base_lr=4e-3,
-                       hidden_dim=32, bottleneck_dim=16, teacher_momentum=0.99)
+    return TrainConfig(
+        method=method,
+        num_clusters=3,
+        num_heads=3,
+        epochs=3,
+        batch_size=32,
+        knn=5,
+        base_lr=4e-3,
+        hidden_dim=32,
+        bottleneck_dim=16,
+        teacher_momentum=0.99,
+    )
 
 
 @pytest.mark.slow
@@ -54,12 +63,28 @@ def test_two_gloo_processes_match_one_process(method, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(_SCRIPT)
     out = tmp_path / "ddp"
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     r = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(out), method, str(Path(__file__).parent)],
-        env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            str(out),
+            method,
+            str(Path(__file__).parent),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((out / "fit.json").read_text())

@@ -38,7 +38,11 @@ def test_cited_doc_sections_exist():
             page = REPO / "docs" / doc
             assert page.is_file(), f"{p.relative_to(REPO)} cites docs/{doc}, which does not exist"
             text = page.read_text(encoding="utf-8")
-            headings = [h.strip() for h in re.findall(r"^#+\s+(.+)$", text, re.M) + re.findall(r"^\*\*([^*]+)\*\*", text, re.M)]
-            assert any(h == heading or h.startswith(heading + ":") for h in headings), f"{p.relative_to(REPO)} cites docs/{doc} \"{heading}\"; headings: {headings}"
+            headings = [
+                h.strip() for h in re.findall(r"^#+\s+(.+)$", text, re.M) + re.findall(r"^\*\*([^*]+)\*\*", text, re.M)
+            ]
+            assert any(h == heading or h.startswith(heading + ":") for h in headings), (
+                f'{p.relative_to(REPO)} cites docs/{doc} "{heading}"; headings: {headings}'
+            )
             cited += 1
     assert cited >= 10

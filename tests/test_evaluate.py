@@ -90,7 +90,21 @@ def test_npy_formats_agree_and_match_dense(tmp_path, in1k, good_top5, capsys):
     code, out, err = run_cli(capsys, "evaluate", tmp_path / "top5.npy", "--benchmark", BENCH, "--json")
     assert code == 0, err
     js = json.loads(out)
-    for key in ("benchmark", "version", "n", "num_clusters", "acc", "top1_L", "top5_1", "top5_L", "nmi", "ari", "package_version", "predictions_sha256", "matching"):
+    for key in (
+        "benchmark",
+        "version",
+        "n",
+        "num_clusters",
+        "acc",
+        "top1_L",
+        "top5_1",
+        "top5_L",
+        "nmi",
+        "ari",
+        "package_version",
+        "predictions_sha256",
+        "matching",
+    ):
         assert key in js
     assert js["acc"] == pytest.approx(dense_acc) and js["matching"] == "hungarian-one-to-one"
     assert "per_class_acc" not in js
@@ -110,7 +124,13 @@ def test_table_formats_match_by_id(tmp_path, in1k, good_top5):
     df.to_parquet(tmp_path / "p.parquet")
     rp = evaluate(tmp_path / "p.parquet", BENCH)
     assert rp.acc == ref.acc and rp.top5_L == ref.top5_L and rp.k == 5
-    wide = pd.DataFrame({"sample_id": ids[order], "cluster": good_top5[order, 0], **{f"top{j + 1}": good_top5[order, j] for j in range(5)}})
+    wide = pd.DataFrame(
+        {
+            "sample_id": ids[order],
+            "cluster": good_top5[order, 0],
+            **{f"top{j + 1}": good_top5[order, j] for j in range(5)},
+        }
+    )
     wide.to_csv(tmp_path / "w.csv", index=False)
     assert evaluate(tmp_path / "w.csv", BENCH).top5_1 == ref.top5_1
 
@@ -124,7 +144,9 @@ def test_probabilities_small_K_with_plots(tmp_path, in1k, capsys):
     p = np.exp(logits - logits.max(1, keepdims=True))
     p = (p / p.sum(1, keepdims=True)).astype(np.float32)
     np.save(tmp_path / "probs.npy", p)
-    code, out, err = run_cli(capsys, "evaluate", tmp_path / "probs.npy", "--benchmark", BENCH, "--json", "--plots", tmp_path / "plots")
+    code, out, err = run_cli(
+        capsys, "evaluate", tmp_path / "probs.npy", "--benchmark", BENCH, "--json", "--plots", tmp_path / "plots"
+    )
     assert code == 0, err
     js = json.loads(out)
     assert js["num_clusters"] == 20 and js["k"] == 5 and js["ece"] is not None
@@ -356,7 +378,9 @@ def test_in21k_tables_need_ids(tmp_path, capsys):
     j = np.tile(np.arange(50), b.num_classes)
     ids = np.char.add(np.char.add(np.char.add(np.char.add("val/", wn), "/"), wn), np.char.add("_", j.astype(str)))
     pd.DataFrame({"sample_id": ids[::-1]}).to_parquet(tmp_path / "rev.parquet")
-    assert_one_line_error(capsys, tmp_path / "p.csv", "--val-ids", tmp_path / "rev.parquet", bench="in21k", contains="canonical order")
+    assert_one_line_error(
+        capsys, tmp_path / "p.csv", "--val-ids", tmp_path / "rev.parquet", bench="in21k", contains="canonical order"
+    )
 
 
 def test_api_errors_are_invalid_input(in1k):
@@ -376,7 +400,9 @@ def test_package_level_evaluate_survives_submodule_import(good_top5):
     import in21k_bench.cli  # noqa: F401  (imports the evaluate module)
 
     importlib.import_module("in21k_bench.evaluate")
-    assert callable(in21k_bench.evaluate), "in21k_bench.evaluate was replaced by the submodule; import the function eagerly in __init__.py"
+    assert callable(in21k_bench.evaluate), (
+        "in21k_bench.evaluate was replaced by the submodule; import the function eagerly in __init__.py"
+    )
     assert in21k_bench.evaluate(good_top5, BENCH).n == N1K
 
 
@@ -422,9 +448,9 @@ def test_hierarchy_evaluate_equals_per_sample_sets_path():
     # parent label = the deepest other member of the label's set (sets are ancestor chains)
     size = np.diff(A.indptr)
     par = np.full(C, -1)
-    for l in np.flatnonzero(size > 1):
-        anc = [m for m in A.indices[A.indptr[l] : A.indptr[l + 1]] if m != l]
-        par[l] = max(anc, key=lambda m: size[m])
+    for lab in np.flatnonzero(size > 1):
+        anc = [m for m in A.indices[A.indptr[lab] : A.indptr[lab + 1]] if m != lab]
+        par[lab] = max(anc, key=lambda m: size[m])
     rng = np.random.default_rng(2)
     lab2clu = rng.permutation(C)
     pred = labels.copy()
@@ -440,7 +466,9 @@ def test_hierarchy_evaluate_equals_per_sample_sets_path():
     assert (filled == 5).all()
     top5 = lab2clu[top5]
     r = evaluate(top5, b)
-    ref = compute_metrics(top5[:, 0], labels, num_classes=C, num_clusters=r.num_clusters, topk=top5, label_sets=b.label_sets())
+    ref = compute_metrics(
+        top5[:, 0], labels, num_classes=C, num_clusters=r.num_clusters, topk=top5, label_sets=b.label_sets()
+    )
     assert r.top1_L > r.acc + 0.05  # ancestors really count
     for key in ("acc", "top1_L", "top5_1", "top5_L", "nmi", "ari"):
         assert getattr(r, key) == ref[key], key

@@ -9,10 +9,10 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
 from scipy.optimize import linear_sum_assignment
 
 import in21k_bench
+from conftest import run_cli
 from in21k_bench.errors import InvalidInputError
 from in21k_bench.features.store import write_store
 from in21k_bench.predictions import write_predictions
@@ -74,7 +74,10 @@ def test_over_clustering_reports_three_accuracies(tmp_path, capsys):
     labels, top5 = _data(K=K, seed=1)
     np.save(tmp_path / "y.npy", labels)
     np.save(tmp_path / "p.npy", top5[:, 0])
-    code, out, err = run_cli(["evaluate", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "y.npy"), "--num-clusters", str(K), "--json"], capsys)
+    code, out, err = run_cli(
+        ["evaluate", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "y.npy"), "--num-clusters", str(K), "--json"],
+        capsys,
+    )
     assert code == 0, err
     js = json.loads(out)
     t = np.zeros((C, K), dtype=int)
@@ -86,7 +89,9 @@ def test_over_clustering_reports_three_accuracies(tmp_path, capsys):
     rest = np.setdiff1d(np.arange(K), ci)
     assert js["acc_temi_overcluster"] == pytest.approx((t[ri, ci].sum() + t[:, rest].max(axis=0).sum()) / N)
     assert js["acc"] < js["acc_temi_overcluster"] <= js["majority_acc"]
-    code, out, _ = run_cli(["evaluate", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "y.npy"), "-k", str(K)], capsys)
+    code, out, _ = run_cli(
+        ["evaluate", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "y.npy"), "-k", str(K)], capsys
+    )
     assert "over-clustering ACC (TEMI eval)" in out and "majority-vote ACC" in out
 
 
@@ -99,7 +104,9 @@ def test_features_store_labels_and_id_keyed_tables(tmp_path, capsys):
     np.save(tmp_path / "top5.npy", top5)
     np.save(tmp_path / "y.npy", labels)
     ref = in21k_bench.evaluate(tmp_path / "top5.npy", labels=tmp_path / "y.npy")
-    code, out, err = run_cli(["evaluate", str(tmp_path / "top5.npy"), "--features", str(tmp_path / "feats"), "--json"], capsys)
+    code, out, err = run_cli(
+        ["evaluate", str(tmp_path / "top5.npy"), "--features", str(tmp_path / "feats"), "--json"], capsys
+    )
     assert code == 0, err
     js = json.loads(out)
     assert js["acc"] == ref.acc and js["top5_1"] == ref.top5_1 and js["nmi"] == ref.nmi and js["top1_L"] is None
@@ -143,17 +150,47 @@ def test_bad_labels_are_one_line_errors(tmp_path, capsys):
     np.save(tmp_path / "obj.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
     _one_line_error(capsys, tmp_path / "p.npy", "--labels", tmp_path / "obj.npy", contains="object dtype")
     _one_line_error(capsys, tmp_path / "p.npy", "--labels", tmp_path / "missing.npy", contains="found nothing")
-    _one_line_error(capsys, tmp_path / "p.npy", "--labels", tmp_path / "p.csv", contains="expected a .npy file of integer class labels")
+    _one_line_error(
+        capsys,
+        tmp_path / "p.npy",
+        "--labels",
+        tmp_path / "p.csv",
+        contains="expected a .npy file of integer class labels",
+    )
     # predictions are checked against the labels as against a benchmark
     np.save(tmp_path / "y.npy", labels)
     np.save(tmp_path / "bad.npy", np.where(np.arange(N) == 3, -2, top5[:, 0]))
-    _one_line_error(capsys, tmp_path / "bad.npy", "--labels", tmp_path / "y.npy", contains="expected cluster ids >= 0 in top1, found -2 (row 3)")
+    _one_line_error(
+        capsys,
+        tmp_path / "bad.npy",
+        "--labels",
+        tmp_path / "y.npy",
+        contains="expected cluster ids >= 0 in top1, found -2 (row 3)",
+    )
 
 
 def test_exactly_one_label_source(tmp_path, capsys):
     labels, top5 = _data()
     np.save(tmp_path / "p.npy", top5[:, 0])
     np.save(tmp_path / "y.npy", labels)
-    _one_line_error(capsys, tmp_path / "p.npy", contains="expected exactly one of --benchmark / --labels / --features, found none")
-    _one_line_error(capsys, tmp_path / "p.npy", "--labels", tmp_path / "y.npy", "--benchmark", "imagenet-1k", contains="found benchmark and labels")
-    _one_line_error(capsys, tmp_path / "p.npy", "--labels", tmp_path / "y.npy", "--version", "v1", contains="--version only with --benchmark")
+    _one_line_error(
+        capsys, tmp_path / "p.npy", contains="expected exactly one of --benchmark / --labels / --features, found none"
+    )
+    _one_line_error(
+        capsys,
+        tmp_path / "p.npy",
+        "--labels",
+        tmp_path / "y.npy",
+        "--benchmark",
+        "imagenet-1k",
+        contains="found benchmark and labels",
+    )
+    _one_line_error(
+        capsys,
+        tmp_path / "p.npy",
+        "--labels",
+        tmp_path / "y.npy",
+        "--version",
+        "v1",
+        contains="--version only with --benchmark",
+    )

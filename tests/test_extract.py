@@ -60,8 +60,17 @@ def _direct(setup, paths):
 def test_extract_order_labels_values(setup, tmp_path):
     from in21k_bench.features.extract import extract_features
 
-    stores = extract_features(setup / "img", tmp_path / "f", "timm:test_vit", checkpoint=setup / "w.pth", batch_size=5,
-                              workers=1, shard_rows=7, device="cpu", image_size=IMG)
+    stores = extract_features(
+        setup / "img",
+        tmp_path / "f",
+        "timm:test_vit",
+        checkpoint=setup / "w.pth",
+        batch_size=5,
+        workers=1,
+        shard_rows=7,
+        device="cpu",
+        image_size=IMG,
+    )
     train, val = stores["train"], stores["val"]
     assert (train.num_rows, val.num_rows, train.dim) == (24, 6, 64)
     ids = list(train.sample_ids)
@@ -69,10 +78,21 @@ def test_extract_order_labels_values(setup, tmp_path):
     np.testing.assert_array_equal(train.labels, np.repeat([0, 1, 2], 8))
     np.testing.assert_array_equal(val.labels, np.repeat([0, 1, 2], 2))
     ref = _direct(setup, [setup / "img" / s for s in val.sample_ids])
-    np.testing.assert_allclose(val.to_array(normalize=False), ref.astype(np.float16).astype(np.float32), rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(
+        val.to_array(normalize=False), ref.astype(np.float16).astype(np.float32), rtol=2e-3, atol=2e-3
+    )
     assert json.loads((tmp_path / "f" / "classes.json").read_text())["classes"] == ["n0001", "n0002", "n0003"]
     # a second run finds complete stores and does nothing
-    again = extract_features(setup / "img", tmp_path / "f", "timm:test_vit", checkpoint=setup / "w.pth", shard_rows=7, workers=0, device="cpu", image_size=IMG)
+    again = extract_features(
+        setup / "img",
+        tmp_path / "f",
+        "timm:test_vit",
+        checkpoint=setup / "w.pth",
+        shard_rows=7,
+        workers=0,
+        device="cpu",
+        image_size=IMG,
+    )
     assert again["train"].num_rows == 24
 
 
@@ -103,8 +123,12 @@ def test_killed_extraction_resumes_without_loss_or_duplicates(setup, tmp_path):
 
     out = tmp_path / "f"
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SCRIPT, str(setup / "img"), str(out), str(setup / "w.pth")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SCRIPT, str(setup / "img"), str(out), str(setup / "w.pth")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     part = out / "train"
     deadline = time.time() + 60
     shards = 0
@@ -120,29 +144,89 @@ def test_killed_extraction_resumes_without_loss_or_duplicates(setup, tmp_path):
     done = len(list(part.glob("shard-*.done.json")))
     assert not m["complete"] and 2 <= done < 6
 
-    store = extract_features(setup / "img", out, "timm:test_vit", checkpoint=setup / "w.pth", splits=("train",),
-                             batch_size=3, workers=0, shard_rows=4, device="cpu", image_size=IMG)["train"]
+    store = extract_features(
+        setup / "img",
+        out,
+        "timm:test_vit",
+        checkpoint=setup / "w.pth",
+        splits=("train",),
+        batch_size=3,
+        workers=0,
+        shard_rows=4,
+        device="cpu",
+        image_size=IMG,
+    )["train"]
     assert store.num_rows == 24
     ids = list(store.sample_ids)
     assert len(set(ids)) == 24 and ids == sorted(ids)
     ref = _direct(setup, [setup / "img" / s for s in ids])
-    np.testing.assert_allclose(store.to_array(normalize=False), ref.astype(np.float16).astype(np.float32), rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(
+        store.to_array(normalize=False), ref.astype(np.float16).astype(np.float32), rtol=2e-3, atol=2e-3
+    )
 
 
 def test_cli_extract_and_errors(setup, tmp_path, capsys):
     from in21k_bench.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["features", "extract", "--images", str(setup / "img" / "val"), "--out", str(tmp_path / "one"), "--split", "",
-              "--backbone", "timm:test_vit", "--random-init", "--image-size", "32", "--workers", "0", "--device", "cpu", "--json"])
+        main(
+            [
+                "features",
+                "extract",
+                "--images",
+                str(setup / "img" / "val"),
+                "--out",
+                str(tmp_path / "one"),
+                "--split",
+                "",
+                "--backbone",
+                "timm:test_vit",
+                "--random-init",
+                "--image-size",
+                "32",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--json",
+            ]
+        )
     assert e.value.code == 0
     info = json.loads(capsys.readouterr().out)
     assert info["all"]["num_rows"] == 6 and (tmp_path / "one" / "meta.json").is_file()
     with pytest.raises(SystemExit) as e:
-        main(["features", "extract", "--images", str(setup / "img"), "--out", str(tmp_path / "x"), "--split", "test",
-              "--backbone", "timm:test_vit", "--random-init", "--device", "cpu"])
+        main(
+            [
+                "features",
+                "extract",
+                "--images",
+                str(setup / "img"),
+                "--out",
+                str(tmp_path / "x"),
+                "--split",
+                "test",
+                "--backbone",
+                "timm:test_vit",
+                "--random-init",
+                "--device",
+                "cpu",
+            ]
+        )
     assert e.value.code == 2
     assert "expected split folders test" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        main(["features", "extract", "--images", str(setup / "img"), "--out", str(tmp_path / "x"), "--backbone", "foo:bar", "--device", "cpu"])
+        main(
+            [
+                "features",
+                "extract",
+                "--images",
+                str(setup / "img"),
+                "--out",
+                str(tmp_path / "x"),
+                "--backbone",
+                "foo:bar",
+                "--device",
+                "cpu",
+            ]
+        )
     assert e.value.code == 2

@@ -143,8 +143,26 @@ def test_benchmark_baseline_is_the_same_function_and_script_checks_loss(capsys):
     fwd = 2 * 4 * 2 * (3 * 4 + 4 * 2 + 2 * 5)
     assert fl["student_forward"] == fwd == fl["teacher_forward"]
     assert fl["student_backward"] == 2 * fwd - 2 * 4 * 2 * 3 * 4
-    rc = bench.main(["--heads", "2", "--dim", "16", "--clusters", "5", "--batch", "8", "--steps", "2",
-                     "--rounds", "2", "--breakdown", "1", "--glibc-mmap", "--json"])
+    rc = bench.main(
+        [
+            "--heads",
+            "2",
+            "--dim",
+            "16",
+            "--clusters",
+            "5",
+            "--batch",
+            "8",
+            "--steps",
+            "2",
+            "--rounds",
+            "2",
+            "--breakdown",
+            "1",
+            "--glibc-mmap",
+            "--json",
+        ]
+    )
     res = json.loads(capsys.readouterr().out)
     assert rc == 0 and res["loss_ok"] and res["max_relative_loss_difference"] <= 1e-5
     assert res["config"]["large_allocations_from_heap"] is False

@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hubserver import HubServer
 from in21k_bench import hub
 from in21k_bench.errors import ChecksumError, In21kError, UnknownBenchmarkError
 from in21k_bench.fileio import sha256_file
 from in21k_bench.manifest_index import ManifestIndex
 from in21k_bench.manifests import SPLITS_DIR, read_index
-
-from hubserver import HubServer
 
 REPO_ID = read_index()["hub"]["repo_id"]
 VERSION = "v1"
@@ -52,9 +51,18 @@ def _build_repo(folder: Path, benchmarks=("tiny",)) -> Path:
     for version in ALL_VERSIONS:
         _write_parquet(
             folder / "relabels" / version / "p-hzr.parquet",
-            pd.DataFrame({"sample_id": ["train/n00004475/a.JPEG", "val/n00004475/b.JPEG"], "original_wnid": ["n00004475"] * 2, "refined_wnid": ["n00006484"] * 2}),
+            pd.DataFrame(
+                {
+                    "sample_id": ["train/n00004475/a.JPEG", "val/n00004475/b.JPEG"],
+                    "original_wnid": ["n00004475"] * 2,
+                    "refined_wnid": ["n00006484"] * 2,
+                }
+            ),
         )
-        _write_parquet(folder / "scores" / version / "clip.parquet", pd.DataFrame({"wnid": ["n00004475", "n00005787"], "score": [0.5, 0.25]}))
+        _write_parquet(
+            folder / "scores" / version / "clip.parquet",
+            pd.DataFrame({"wnid": ["n00004475", "n00005787"], "score": [0.5, 0.25]}),
+        )
     store = folder / "features" / "clip" / "val"
     store.mkdir(parents=True)
     shards = []
@@ -63,8 +71,13 @@ def _build_repo(folder: Path, benchmarks=("tiny",)) -> Path:
         p = store / f"shard-{i:05d}.npy"
         np.save(p, rng.standard_normal((3, 4)).astype(np.float16), allow_pickle=False)
         shards.append({"file": p.name, "rows": 3, "sha256": sha256_file(p)})
-    (store / "meta.json").write_text(json.dumps({"backbone": "clip", "dim": 4, "split": "val", "dtype": "float16", "shards": shards}))
-    _write_parquet(store / "index.parquet", pd.DataFrame({"sample_id": [f"s{i}" for i in range(6)], "shard": [0] * 3 + [1] * 3, "row": [0, 1, 2] * 2}))
+    (store / "meta.json").write_text(
+        json.dumps({"backbone": "clip", "dim": 4, "split": "val", "dtype": "float16", "shards": shards})
+    )
+    _write_parquet(
+        store / "index.parquet",
+        pd.DataFrame({"sample_id": [f"s{i}" for i in range(6)], "shard": [0] * 3 + [1] * 3, "row": [0, 1, 2] * 2}),
+    )
     files = {
         p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
         for p in sorted(folder.rglob("*"))
@@ -234,12 +247,16 @@ def test_offline_without_cache_one_clear_message(hub_env, monkeypatch):
 def test_offline_partial_cache_names_the_missing_file(hub_env, monkeypatch):
     hub.download_manifest("tiny", VERSION)
     _offline(monkeypatch)
-    with pytest.raises(hub.HubOfflineError, match=r"splits/v1/small/classes.parquet .* `in21k-bench download small --version v1`"):
+    with pytest.raises(
+        hub.HubOfflineError, match=r"splits/v1/small/classes.parquet .* `in21k-bench download small --version v1`"
+    ):
         hub.download_manifest("small", VERSION)
 
 
 def test_unknown_version_and_name(hub_env):
-    with pytest.raises(UnknownBenchmarkError, match=rf"expected a version the package knows \({', '.join(ALL_VERSIONS)}\), found 'v9'"):
+    with pytest.raises(
+        UnknownBenchmarkError, match=rf"expected a version the package knows \({', '.join(ALL_VERSIONS)}\), found 'v9'"
+    ):
         hub.download_manifest("tiny", "v9")
     with pytest.raises(UnknownBenchmarkError, match="did you mean tiny"):
         hub.download_manifest("tinyy", VERSION)
@@ -258,7 +275,9 @@ def test_hub_index_disagreeing_with_package_is_rejected(hub_env, tmp_path):
     idx["versions"]["v1"]["files"]["v1/tiny/labels.parquet"]["sha256"] = "0" * 64
     (bad / "splits/index.json").write_text(json.dumps(idx))
     commit = hub_env.add_commit(REPO_ID, bad, branch="", repo_type="dataset")
-    with pytest.raises(ChecksumError, match=r"splits/index.json: benchmark .tiny. \(v1\): expected v1/tiny/labels.parquet with sha256"):
+    with pytest.raises(
+        ChecksumError, match=r"splits/index.json: benchmark .tiny. \(v1\): expected v1/tiny/labels.parquet with sha256"
+    ):
         hub.download_manifest("tiny", VERSION, revision=commit)
 
 
@@ -379,7 +398,9 @@ class _FakeApi:
     def list_repo_refs(self, repo_id, repo_type=None):
         from types import SimpleNamespace
 
-        return SimpleNamespace(tags=[SimpleNamespace(name=k, target_commit=v) for k, v in self.tags.items()], branches=[])
+        return SimpleNamespace(
+            tags=[SimpleNamespace(name=k, target_commit=v) for k, v in self.tags.items()], branches=[]
+        )
 
     def repo_exists(self, repo_id, repo_type=None):
         return bool(self.commits)
@@ -406,7 +427,11 @@ class _FakeApi:
 def _pkg_root(tmp_path, version: str = VERSION, benchmark: str = "tiny") -> Path:
     root = tmp_path / "splits"
     idx = read_index()
-    keep = [r for r in idx["versions"][version]["files"] if r.startswith(f"{version}/taxonomy/") or r.startswith(f"{version}/{benchmark}/")]
+    keep = [
+        r
+        for r in idx["versions"][version]["files"]
+        if r.startswith(f"{version}/taxonomy/") or r.startswith(f"{version}/{benchmark}/")
+    ]
     idx = json.loads(json.dumps(idx))
     idx["versions"][version]["files"] = {r: idx["versions"][version]["files"][r] for r in keep}
     for r in keep:
@@ -419,15 +444,34 @@ def _pkg_root(tmp_path, version: str = VERSION, benchmark: str = "tiny") -> Path
 def test_publish_uploads_tags_records_and_refuses_rerelease(tmp_path, hub_env):
     root = _pkg_root(tmp_path)
     api = _FakeApi()
-    plan = hub.publish(REPO_ID, VERSION, splits_root=root, relabels_dir=hub_env.folder / "relabels/v1", scores_dir=hub_env.folder / "scores/v1", features_dir=hub_env.folder / "features", api=api)
+    plan = hub.publish(
+        REPO_ID,
+        VERSION,
+        splits_root=root,
+        relabels_dir=hub_env.folder / "relabels/v1",
+        scores_dir=hub_env.folder / "scores/v1",
+        features_dir=hub_env.folder / "features",
+        api=api,
+    )
     sent = api.commits[0]
-    assert {"README.md", "checksums.json", "splits/index.json", "splits/v1/tiny/labels.parquet", "relabels/v1/p-hzr.parquet", "scores/v1/clip.parquet", "features/clip/val/shard-00001.npy"} <= set(sent)
+    assert {
+        "README.md",
+        "checksums.json",
+        "splits/index.json",
+        "splits/v1/tiny/labels.parquet",
+        "relabels/v1/p-hzr.parquet",
+        "scores/v1/clip.parquet",
+        "features/clip/val/shard-00001.npy",
+    } <= set(sent)
     checks = json.loads(sent["checksums.json"].path_or_fileobj)["files"]
     assert checks["splits/v1/tiny/labels.parquet"]["sha256"] == sha256_file(SPLITS_DIR / "v1/tiny/labels.parquet")
     assert api.created_tags == [(VERSION, plan.commit)]
     idx = json.loads((root / "index.json").read_text())
     assert idx["hub"]["revisions"][VERSION] == plan.commit and plan.recorded
-    assert idx["hub"]["checksums"][VERSION]["sha256"] == __import__("hashlib").sha256(sent["checksums.json"].path_or_fileobj).hexdigest()
+    assert (
+        idx["hub"]["checksums"][VERSION]["sha256"]
+        == __import__("hashlib").sha256(sent["checksums.json"].path_or_fileobj).hexdigest()
+    )
     # a released version is never overwritten
     with pytest.raises(hub.ReleasedVersionError, match="pinned"):
         hub.publish(REPO_ID, VERSION, splits_root=root, api=api)
@@ -457,17 +501,40 @@ def test_card_generation():
 
     defs = [
         {"name": "tiny", "family": "frequency", "version": "v1", "status": "ready", "description": "middle | band"},
-        {"name": "p-hzr", "family": "hzr", "version": "v1", "status": "needs-input", "description": "relabelled", "rule": {"mode": "p-hzr"}},
-        {"name": "clip-1k", "family": "model-based", "version": "v1", "status": "needs-input", "description": "top", "rule": {"models": ["clip"]}},
+        {
+            "name": "p-hzr",
+            "family": "hzr",
+            "version": "v1",
+            "status": "needs-input",
+            "description": "relabelled",
+            "rule": {"mode": "p-hzr"},
+        },
+        {
+            "name": "clip-1k",
+            "family": "model-based",
+            "version": "v1",
+            "status": "needs-input",
+            "description": "top",
+            "rule": {"models": ["clip"]},
+        },
         {"name": "small", "family": "frequency", "version": "v1", "status": "ready", "description": "not uploaded"},
     ]
     iv = read_index()["versions"][VERSION]
-    paths = ["splits/v1/tiny/classes.parquet", "splits/v1/tiny/labels.parquet", "splits/v1/taxonomy/classes.parquet", "relabels/v1/p-hzr.parquet", "scores/v1/clip.parquet"]
+    paths = [
+        "splits/v1/tiny/classes.parquet",
+        "splits/v1/tiny/labels.parquet",
+        "splits/v1/taxonomy/classes.parquet",
+        "relabels/v1/p-hzr.parquet",
+        "scores/v1/clip.parquet",
+    ]
     card = hub.render_card(defs, repo_id=REPO_ID, version=VERSION, index_version=iv, hub_paths=paths)
     assert card.startswith("---\n")
     meta = yaml.safe_load(card.split("---\n")[1])
     configs = {c["config_name"]: c["data_files"] for c in meta["configs"]}
-    assert configs["tiny"] == [{"split": "classes", "path": "splits/v1/tiny/classes.parquet"}, {"split": "labels", "path": "splits/v1/tiny/labels.parquet"}]
+    assert configs["tiny"] == [
+        {"split": "classes", "path": "splits/v1/tiny/classes.parquet"},
+        {"split": "labels", "path": "splits/v1/tiny/labels.parquet"},
+    ]
     assert configs["p-hzr"] == [{"split": "relabels", "path": "relabels/v1/p-hzr.parquet"}]
     assert configs["clip-1k"] == [{"split": "scores_clip", "path": "scores/v1/clip.parquet"}]
     assert configs["taxonomy"] == [{"split": "classes", "path": "splits/v1/taxonomy/classes.parquet"}]
@@ -483,7 +550,9 @@ def test_card_from_registry():
 
     iv = read_index()["versions"][VERSION]
     paths = [f"splits/{r}" for r in iv["files"]]
-    card = hub.render_card(list_definitions(VERSION), repo_id=REPO_ID, version=VERSION, index_version=iv, hub_paths=paths)
+    card = hub.render_card(
+        list_definitions(VERSION), repo_id=REPO_ID, version=VERSION, index_version=iv, hub_paths=paths
+    )
     import yaml
 
     names = {c["config_name"] for c in yaml.safe_load(card.split("---\n")[1])["configs"]}
@@ -495,7 +564,13 @@ def test_publish_round_trip_through_the_server(tmp_path, hub_env, monkeypatch):
     """publish with the real HfApi against the local server, then download what it pinned."""
     root = _pkg_root(tmp_path)
     repo = "org/release-test"
-    plan = hub.publish(repo, VERSION, splits_root=root, scores_dir=hub_env.folder / "scores/v1", features_dir=hub_env.folder / "features")
+    plan = hub.publish(
+        repo,
+        VERSION,
+        splits_root=root,
+        scores_dir=hub_env.folder / "scores/v1",
+        features_dir=hub_env.folder / "features",
+    )
     assert plan.recorded and len(plan.commit) == 40
     idx = json.loads((root / "index.json").read_text())
     assert idx["hub"]["repo_id"] == repo and idx["hub"]["revisions"][VERSION] == plan.commit
@@ -503,7 +578,7 @@ def test_publish_round_trip_through_the_server(tmp_path, hub_env, monkeypatch):
     # the package now trusts this repo and commit: downloads go to the pinned commit, extras via pinned checksums
     monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)
     got = hub.download_manifest("tiny", VERSION)
-    assert hub_env.gets(f"splits/v1/tiny/labels.parquet") and plan.commit in got.parts
+    assert hub_env.gets("splits/v1/tiny/labels.parquet") and plan.commit in got.parts
     assert pd.read_parquet(hub.download_scores("clip", VERSION))["score"].tolist() == [0.5, 0.25]
     assert (hub.download_features("clip", "val", VERSION) / "shard-00000.npy").is_file()
     from huggingface_hub import hf_hub_download
@@ -528,7 +603,13 @@ def test_feature_store_published_and_downloaded_opens(tmp_path, hub_env, monkeyp
     x = np.random.default_rng(1).standard_normal((10, 8)).astype(np.float32)
     feats = tmp_path / "feats"
     for split in ("train", "val"):
-        store_mod.write_store(feats / "tiny-backbone" / split, x, [f"{split}/{i}" for i in range(10)], backbone="tiny-backbone", shard_rows=4)
+        store_mod.write_store(
+            feats / "tiny-backbone" / split,
+            x,
+            [f"{split}/{i}" for i in range(10)],
+            backbone="tiny-backbone",
+            shard_rows=4,
+        )
     root = _pkg_root(tmp_path)
     plan = hub.publish("org/feats", VERSION, splits_root=root, features_dir=feats)
     monkeypatch.setattr(hub.config, "SPLITS_INDEX_ROOT", root)

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from in21k_bench import hub
 from in21k_bench.errors import ChecksumError, UnknownBenchmarkError
 from in21k_bench.manifests import SPLITS_DIR, read_index
-
-from conftest import run_cli
 from test_hub import REPO_ID, VERSION, _build_repo, hub_env  # noqa: F401 -- the fixture
 
 SWAPPED = "small"
@@ -63,10 +62,21 @@ def _extra_benchmark(idx, folder):
 
 
 ATTACKS = {
-    "swap-tiny-for-small": (_swap, r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found \[v1/small/"),
+    "swap-tiny-for-small": (
+        _swap,
+        r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found "
+        r"\[v1/small/",
+    ),
     "renamed-file": (_rename, r"benchmark 'tiny' \(v1\): expected files .*labels-renamed.parquet"),
-    "extra-file": (_extra_file, r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found .*v1/small/labels.parquet"),
-    "unknown-version": (_unknown_version, r"benchmark 'tiny' \(v1\): expected version v1 in the hub's index, found versions \[.*'v9'\]"),
+    "extra-file": (
+        _extra_file,
+        r"benchmark 'tiny' \(v1\): expected files \[v1/tiny/classes.parquet, v1/tiny/labels.parquet\], found "
+        r".*v1/small/labels.parquet",
+    ),
+    "unknown-version": (
+        _unknown_version,
+        r"benchmark 'tiny' \(v1\): expected version v1 in the hub's index, found versions \[.*'v9'\]",
+    ),
     "extra-benchmark": (_extra_benchmark, r"benchmark 'tiny-2' \(v1\), read for 'tiny': expected no such benchmark"),
 }
 
@@ -102,7 +112,9 @@ def test_swapped_index_would_have_loaded_small(hub_env, tmp_path):
 
     commit = _attack_repo(hub_env, tmp_path, _swap)
     folder = hub_env.repos[("dataset", REPO_ID)].commits[commit]
-    assert in21k_bench.load("tiny", VERSION, root=folder / "splits").num_classes == in21k_bench.load(SWAPPED).num_classes
+    assert (
+        in21k_bench.load("tiny", VERSION, root=folder / "splits").num_classes == in21k_bench.load(SWAPPED).num_classes
+    )
     assert in21k_bench.load(SWAPPED).num_classes != in21k_bench.load("tiny").num_classes
 
 
@@ -238,7 +250,13 @@ def test_cli_offline_subprocess_is_fast(tmp_path):
     env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{_dead_port()}", "HF_HOME": str(tmp_path / "hf")}
     env.pop("HF_HUB_OFFLINE", None)
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", "from in21k_bench.cli import main; main()", "download", "tiny"], env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", "from in21k_bench.cli import main; main()", "download", "tiny"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.perf_counter() - t0
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and "unreachable" in p.stderr, p.stderr

@@ -72,17 +72,23 @@ class TableScorer:
 
 def test_leaf_hzr_controlled_scores_ties_and_forced_moves():
     start = np.array([GRASSHOPPER, GRASSHOPPER, GRASSHOPPER, KATYDID, LOCUST, SHORT_HORNED])
-    sc = TableScorer({
-        # sample 0: short-horned best (0.9 vs 0.5) -> forced locust -> forced migratory locust
-        (0, SHORT_HORNED): 0.9, (0, KATYDID): 0.5, (0, SAND_CRICKET): 0.1,
-        # sample 1: tie between katydid and sand cricket -> lowest class index (katydid), margin 0
-        (1, KATYDID): 0.7, (1, SAND_CRICKET): 0.7, (1, SHORT_HORNED): 0.2,
-        # sample 2: all equal -> lowest index child = short-horned, then forced down
-        # sample 3: a leaf: never scored
-        # sample 4: locust has a single child: forced move, no decision -> NaN margin
-        # sample 5: forced chain short-horned -> locust -> migratory locust
-        (0, GRASSHOPPER): 99.0,  # the current class is NOT a candidate in leaf-HZR
-    })
+    sc = TableScorer(
+        {
+            # sample 0: short-horned best (0.9 vs 0.5) -> forced locust -> forced migratory locust
+            (0, SHORT_HORNED): 0.9,
+            (0, KATYDID): 0.5,
+            (0, SAND_CRICKET): 0.1,
+            # sample 1: tie between katydid and sand cricket -> lowest class index (katydid), margin 0
+            (1, KATYDID): 0.7,
+            (1, SAND_CRICKET): 0.7,
+            (1, SHORT_HORNED): 0.2,
+            # sample 2: all equal -> lowest index child = short-horned, then forced down
+            # sample 3: a leaf: never scored
+            # sample 4: locust has a single child: forced move, no decision -> NaN margin
+            # sample 5: forced chain short-horned -> locust -> migratory locust
+            (0, GRASSHOPPER): 99.0,  # the current class is NOT a candidate in leaf-HZR
+        }
+    )
     res = walk(start, tree(), sc, "leaf-hzr")
     assert res.refined.tolist() == [MIGRATORY, KATYDID, MIGRATORY, KATYDID, MIGRATORY, MIGRATORY]
     assert res.paths[0] == [GRASSHOPPER, SHORT_HORNED, LOCUST, MIGRATORY]
@@ -100,27 +106,46 @@ def test_leaf_hzr_controlled_scores_ties_and_forced_moves():
     # one call per (round, node): sample 5 starts at short-horned (round 1), samples 0 and 2 arrive in round 2
     at_sh = [c for c in sc.calls if c[0] == SHORT_HORNED]
     assert at_sh == [(SHORT_HORNED, (5,), (LOCUST,)), (SHORT_HORNED, (0, 2), (LOCUST,))]
-    assert len(sc.calls) == 1 + 2 + 2 + 1  # round 1: grasshopper, locust, short-horned; round 2: short-horned, locust; round 3: locust
+    assert (
+        len(sc.calls) == 1 + 2 + 2 + 1
+    )  # round 1: grasshopper, locust, short-horned; round 2: short-horned, locust; round 3: locust
 
 
 def test_p_hzr_controlled_scores_current_class_wins_ties():
     start = np.array([GRASSHOPPER, GRASSHOPPER, GRASSHOPPER, GRASSHOPPER, SAND_CRICKET, LOCUST])
-    sc = TableScorer({
-        # sample 0: current class ties with the best child -> stays (current class wins ties)
-        (0, GRASSHOPPER): 0.6, (0, KATYDID): 0.6, (0, SHORT_HORNED): 0.3,
-        # sample 1: child strictly better -> katydid (a leaf) -> stop
-        (1, GRASSHOPPER): 0.5, (1, KATYDID): 0.8, (1, SAND_CRICKET): 0.1,
-        # sample 2: -> short-horned; at short-horned [self, locust]: locust wins; at locust [self, migratory]: locust wins
-        (2, GRASSHOPPER): 0.1, (2, SHORT_HORNED): 0.9, (2, LOCUST): 0.95, (2, MIGRATORY): 0.4,
-        # sample 3: all scores equal -> stays at grasshopper
-        # sample 4: leaf -> unchanged
-        # sample 5: locust vs migratory locust: migratory strictly better -> moves (a leaf) -> stop
-        (5, LOCUST): 0.2, (5, MIGRATORY): 0.25,
-    })
+    sc = TableScorer(
+        {
+            # sample 0: current class ties with the best child -> stays (current class wins ties)
+            (0, GRASSHOPPER): 0.6,
+            (0, KATYDID): 0.6,
+            (0, SHORT_HORNED): 0.3,
+            # sample 1: child strictly better -> katydid (a leaf) -> stop
+            (1, GRASSHOPPER): 0.5,
+            (1, KATYDID): 0.8,
+            (1, SAND_CRICKET): 0.1,
+            # sample 2: -> short-horned; at short-horned [self, locust]: locust wins; at locust [self, migratory]:
+            # locust wins
+            (2, GRASSHOPPER): 0.1,
+            (2, SHORT_HORNED): 0.9,
+            (2, LOCUST): 0.95,
+            (2, MIGRATORY): 0.4,
+            # sample 3: all scores equal -> stays at grasshopper
+            # sample 4: leaf -> unchanged
+            # sample 5: locust vs migratory locust: migratory strictly better -> moves (a leaf) -> stop
+            (5, LOCUST): 0.2,
+            (5, MIGRATORY): 0.25,
+        }
+    )
     res = walk(start, tree(), sc, "p-hzr")
     assert res.refined.tolist() == [GRASSHOPPER, KATYDID, LOCUST, GRASSHOPPER, SAND_CRICKET, MIGRATORY]
-    assert res.paths == [[GRASSHOPPER], [GRASSHOPPER, KATYDID], [GRASSHOPPER, SHORT_HORNED, LOCUST],
-                         [GRASSHOPPER], [SAND_CRICKET], [LOCUST, MIGRATORY]]
+    assert res.paths == [
+        [GRASSHOPPER],
+        [GRASSHOPPER, KATYDID],
+        [GRASSHOPPER, SHORT_HORNED, LOCUST],
+        [GRASSHOPPER],
+        [SAND_CRICKET],
+        [LOCUST, MIGRATORY],
+    ]
     np.testing.assert_allclose(res.margin[[0, 1, 2, 3, 5]], [0.0, 0.3, 0.55, 0.0, 0.05])
     assert np.isnan(res.margin[4])
     # p-HZR candidate order is [current] + children by class index
@@ -149,7 +174,13 @@ def _reference(c, t: Tree, s, mode):
 def test_walk_matches_naive_reference_on_real_subtrees_with_many_ties(mode):
     tax, t = taxonomy(), tree()
     classes = []
-    for top in (GRASSHOPPER, 1348, 1029, 183, 2583):  # grasshopper, toothed whale, marsupial, microorganism, automatic firearm
+    for top in (
+        GRASSHOPPER,
+        1348,
+        1029,
+        183,
+        2583,
+    ):  # grasshopper, toothed whale, marsupial, microorganism, automatic firearm
         classes += [top, *tax.descendants(top).tolist()]
     rng = np.random.default_rng(0)
     n = 300
@@ -158,7 +189,7 @@ def test_walk_matches_naive_reference_on_real_subtrees_with_many_ties(mode):
 
     res = walk(start, t, lambda rows, node, cands: values[np.ix_(rows, cands)], mode)
     for i in range(n):
-        c, path, margin = _reference(int(start[i]), t, lambda x: values[i, x], mode)
+        c, path, margin = _reference(int(start[i]), t, lambda x, i=i: values[i, x], mode)
         assert res.refined[i] == c and res.paths[i] == path
         assert (np.isnan(margin) and np.isnan(res.margin[i])) or margin == res.margin[i]
     if mode == "leaf-hzr":
@@ -197,8 +228,18 @@ def _run_relabel(root, out, mode, cache, **kw):
     from in21k_bench.zeroshot.clip import TEST_ARCH
     from in21k_bench.zeroshot.hzr import relabel
 
-    return relabel(root, mode, out, model=TEST_ARCH, pretrained=None, device="cpu", num_workers=0,
-                   cache_dir=cache, taxonomy=taxonomy(), **kw)
+    return relabel(
+        root,
+        mode,
+        out,
+        model=TEST_ARCH,
+        pretrained=None,
+        device="cpu",
+        num_workers=0,
+        cache_dir=cache,
+        taxonomy=taxonomy(),
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("mode", ["leaf-hzr", "p-hzr"])
@@ -267,18 +308,24 @@ def test_relabel_resumes_after_a_real_kill(tmp_path):
     work = out.with_name(out.name + ".work")
 
     # 1) SIGKILL right after embedding chunk 1 is committed (24 samples / 5 per chunk = 5 chunks)
-    p = subprocess.run([sys.executable, "-c", script], env={**env, FAULT_ENV: "embed:1"}, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", script], env={**env, FAULT_ENV: "embed:1"}, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == -9, p.stderr[-2000:]
     assert sorted(x.name for x in (work / "emb").glob("chunk-*.npy")) == ["chunk-00000.npy", "chunk-00001.npy"]
     assert not out.exists()
     stamps = {x.name: x.stat().st_mtime_ns for x in (work / "emb").glob("chunk-*.npy")}
 
     # 2) resume; SIGKILL again right after walk chunk 2
-    p = subprocess.run([sys.executable, "-c", script], env={**env, FAULT_ENV: "walk:2"}, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", script], env={**env, FAULT_ENV: "walk:2"}, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == -9, p.stderr[-2000:]
     assert len(list((work / "emb").glob("chunk-*.npy"))) == 5
     assert {x.name: x.stat().st_mtime_ns for x in (work / "emb").glob("chunk-0000[01].npy")} == stamps  # not recomputed
-    assert sorted(x.name for x in (work / "walk-leaf-hzr").glob("chunk-*.parquet")) == [f"chunk-{k:05d}.parquet" for k in range(3)]
+    assert sorted(x.name for x in (work / "walk-leaf-hzr").glob("chunk-*.parquet")) == [
+        f"chunk-{k:05d}.parquet" for k in range(3)
+    ]
     assert not out.exists()
 
     # 3) resume to the end in-process; compare with an uninterrupted run

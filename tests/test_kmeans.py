@@ -70,7 +70,9 @@ def test_explicit_train_sample_and_store_input(tmp_path):
     c = SphericalKMeans(4, niter=5, seed=3, train_size=500, device="cpu").fit(store)
     d = SphericalKMeans(4, niter=5, seed=3, train_size=500, device="cpu").fit(x.astype(np.float16).astype(np.float32))
     np.testing.assert_allclose(c.centroids, d.centroids, atol=1e-6)
-    np.testing.assert_array_equal(c.predict_topk(store, progress=False)[1], d.predict_topk(x.astype(np.float16), progress=False)[1])
+    np.testing.assert_array_equal(
+        c.predict_topk(store, progress=False)[1], d.predict_topk(x.astype(np.float16), progress=False)[1]
+    )
 
 
 def test_bad_arguments():
@@ -103,7 +105,21 @@ def test_cli_fit_kmeans_on_digits(tmp_path, capsys):
     assert e.value.code == 0
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        main(["fit", "kmeans", "--features", str(tmp_path / "digits"), "--out", str(tmp_path / "km"), "--device", "cpu", "--nredo", "3", "--json"])
+        main(
+            [
+                "fit",
+                "kmeans",
+                "--features",
+                str(tmp_path / "digits"),
+                "--out",
+                str(tmp_path / "km"),
+                "--device",
+                "cpu",
+                "--nredo",
+                "3",
+                "--json",
+            ]
+        )
     assert e.value.code == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["num_clusters"] == 10 and rec["nredo"] == 3

@@ -60,7 +60,12 @@ def test_generic_protocols():
     assert FixedLabels(labels, 7).num_classes == 7
     S = sp.csr_matrix(np.array([[1, 1, 0], [0, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=bool))
     ps = PerSampleSets(labels, S)
-    assert ps.contains(labels, np.array([[1, 0], [2, -1], [0, 1], [0, 2]])).tolist() == [[True, True], [True, False], [False, True], [True, True]]
+    assert ps.contains(labels, np.array([[1, 0], [2, -1], [0, 1], [0, 2]])).tolist() == [
+        [True, True],
+        [True, False],
+        [False, True],
+        [True, True],
+    ]
     own = OwnLabel(labels, 3)
     assert own.contains(labels, np.array([0, 1, 1, -1])).tolist() == [True, False, True, False]
     assert (own.label_matrix().toarray() == np.eye(3, dtype=bool)).all()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from in21k_bench import leaderboard as lb
 from conftest import run_cli
+from in21k_bench import leaderboard as lb
 from in21k_bench.fileio import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ ISSUE_TABLE = """
 | huge | iBOT ViT-L | 48.57 | 24.11 | 24.74 | 21.15 |
 | coarse-d1 .. d8 | iBOT ViT-L | 51.56, 51.97, 51.48, 49.99, 48.74, 47.78, 47.19, 46.91 | 19.44, 20.13, 21.32, 22.30, 22.90, 23.22, 23.28, 23.35 | 18.65, 19.50, 21.04, 22.34, 23.32, 23.63, 23.66, 23.77 | 19.08, 19.85, 20.81, 21.27, 20.99, 20.77, 20.39, 20.29 |
 | in21k | iBOT ViT-L | 46.72 | 23.38 | 23.74 | 20.27 |
-"""
+"""  # noqa: E501 -- the issue's table, verbatim (parsed by the tests)
 ISSUE_MULTILABEL = """
 in21k with iBOT ViT-L: k-means 23.4/26.6/39.9/46.2,
 TEMI 23.7/27.1/42.7/48.8, SCANv2 20.3/22.9/31.8/37.8, probe 47.3/51.3/76.4/79.8; real1k with MAE-R
@@ -77,7 +77,9 @@ def _issue_expectations():
     for block in text.split(";"):
         bench = "in21k" if "in21k with" in block else "real1k"
         kind = "ibot" if bench == "in21k" else "mae"
-        for name, a, b, c, d in re.findall(r"(k-means|TEMI|SCANv2|probe) (\d+\.\d+)/(\d+\.\d+)/(\d+\.\d+)/(\d+\.\d+)", block):
+        for name, a, b, c, d in re.findall(
+            r"(k-means|TEMI|SCANv2|probe) (\d+\.\d+)/(\d+\.\d+)/(\d+\.\d+)/(\d+\.\d+)", block
+        ):
             method = "Linear probe" if name == "probe" else name
             m = exp.setdefault((bench, kind, method), {})
             m.setdefault("acc", float(a))
@@ -180,7 +182,10 @@ def test_schema_accepts_a_valid_record_and_roundtrips():
         ({"paper_url": "ftp://x"}, "http(s) URL"),
         ({"predictions": []}, "verified entry: expected one prediction file location per run"),
         ({"predictions": ["a.npy"]}, "one predictions path per run"),
-        ({"predictions": ["a.npy", "hf://datasets/org@v1/x.npy"]}, "expected a hub path hf://datasets/ORG/NAME@REVISION/PATH"),
+        (
+            {"predictions": ["a.npy", "hf://datasets/org@v1/x.npy"]},
+            "expected a hub path hf://datasets/ORG/NAME@REVISION/PATH",
+        ),
         ({"status": "unchecked", "package_version": None}, "unchecked entry: expected the package_version"),
     ],
 )
@@ -259,8 +264,21 @@ def test_submit_records_mean_std_and_hashes(fake_eval, runs, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "lbroot"
     code, out, err = run(
-        ["submit", *map(str, runs), "--benchmark", "tiny", "--method", "My Method", "--backbone", "ViT-X",
-         "--authors", "A. One, B. Two", "--root", str(root), "--json"],
+        [
+            "submit",
+            *map(str, runs),
+            "--benchmark",
+            "tiny",
+            "--method",
+            "My Method",
+            "--backbone",
+            "ViT-X",
+            "--authors",
+            "A. One, B. Two",
+            "--root",
+            str(root),
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -276,9 +294,27 @@ def test_submit_records_mean_std_and_hashes(fake_eval, runs, tmp_path, monkeypat
     assert rec["predictions"] == [f"run{i}.npy" for i in range(3)]
     assert rec["authors"] == ["A. One", "B. Two"] and rec["status"] == "verified" and rec["num_runs"] == 3
     # the same method/backbone again: refused (new slug) / refused (same slug without --overwrite)
-    code, _, err = run(["submit", str(runs[0]), "-b", "tiny", "-m", "my method", "--backbone", "ViT-X", "--slug", "other", "--root", str(root)], capsys)
+    code, _, err = run(
+        [
+            "submit",
+            str(runs[0]),
+            "-b",
+            "tiny",
+            "-m",
+            "my method",
+            "--backbone",
+            "ViT-X",
+            "--slug",
+            "other",
+            "--root",
+            str(root),
+        ],
+        capsys,
+    )
     assert code == 2 and "found the same in my-method-vit-x.json" in err and err.count("\n") == 1
-    code, _, err = run(["submit", str(runs[0]), "-b", "tiny", "-m", "My Method", "--backbone", "ViT-X", "--root", str(root)], capsys)
+    code, _, err = run(
+        ["submit", str(runs[0]), "-b", "tiny", "-m", "My Method", "--backbone", "ViT-X", "--root", str(root)], capsys
+    )
     assert code == 2 and "--overwrite" in err
     # checks pass on it (README not rendered yet -> only that is reported); build then check is clean
     problems = lb.check_leaderboard(root)
@@ -288,13 +324,17 @@ def test_submit_records_mean_std_and_hashes(fake_eval, runs, tmp_path, monkeypat
 
 
 def test_submit_errors(fake_eval, runs, tmp_path, capsys):
-    code, _, err = run(["submit", str(tmp_path / "missing.npy"), "-b", "tiny", "-m", "M", "--root", str(tmp_path)], capsys)
+    code, _, err = run(
+        ["submit", str(tmp_path / "missing.npy"), "-b", "tiny", "-m", "M", "--root", str(tmp_path)], capsys
+    )
     assert code == 2 and "no file at" in err
     code, _, err = run(["submit", str(runs[0]), "-b", "tinyy", "-m", "M", "--root", str(tmp_path)], capsys)
     assert code == 2 and "did you mean tiny" in err
     code, _, err = run(["submit", str(runs[0]), str(runs[0]), "-b", "tiny", "-m", "M", "--root", str(tmp_path)], capsys)
     assert code == 2 and "same file twice" in err
-    code, _, err = run(["submit", str(runs[0]), "-b", "tiny", "-m", "M", "--version", "v7", "--root", str(tmp_path)], capsys)
+    code, _, err = run(
+        ["submit", str(runs[0]), "-b", "tiny", "-m", "M", "--version", "v7", "--root", str(tmp_path)], capsys
+    )
     assert code == 2 and "v7" in err
 
 
@@ -313,7 +353,9 @@ def _lb_with_verified(tmp_path, runs):
         shutil.copy(p, side / p.name)
         copies.append(side / p.name)
     # at the seeds' version, so the verified entry and the reported ones share a section
-    sub, path = lb.submit(copies, benchmark="tiny", method="Mine", slug="mine", root=root, version=_seed_version("tiny"))
+    sub, path = lb.submit(
+        copies, benchmark="tiny", method="Mine", slug="mine", root=root, version=_seed_version("tiny")
+    )
     lb.build(root)
     assert lb.check_leaderboard(root) == []
     return root, path, side
@@ -348,13 +390,21 @@ def test_check_catches_bad_submissions(fake_eval, runs, tmp_path, capsys):
     (sub_dir / "tiny" / "mine-again.json").write_text(json.dumps(d))
     # 2) wrong folder for its benchmark
     d2 = json.loads((sub_dir / "tiny" / "k-means-ibot-vit-l-in-21k.json").read_text())
-    (sub_dir / "small" / "k-means-ibot-vit-l-in-21k-x.json").write_text(json.dumps(dict(d2, slug="k-means-ibot-vit-l-in-21k-x", method="KM2")))
+    (sub_dir / "small" / "k-means-ibot-vit-l-in-21k-x.json").write_text(
+        json.dumps(dict(d2, slug="k-means-ibot-vit-l-in-21k-x", method="KM2"))
+    )
     # 3) unknown benchmark version
-    (sub_dir / "huge" / "v9.json").write_text(json.dumps(dict(d2, benchmark="huge", slug="v9", benchmark_version="v9", method="X")))
+    (sub_dir / "huge" / "v9.json").write_text(
+        json.dumps(dict(d2, benchmark="huge", slug="v9", benchmark_version="v9", method="X"))
+    )
     # 4) not JSON, 5) extra key, 6) oversize
     (sub_dir / "base" / "broken.json").write_text("{not json")
-    (sub_dir / "base" / "extra.json").write_text(json.dumps(dict(d2, benchmark="base", slug="extra", method="Y", hello=1)))
-    (sub_dir / "base" / "big.json").write_text(json.dumps(dict(d2, benchmark="base", slug="big", method="Z", notes="x" * 70000)))
+    (sub_dir / "base" / "extra.json").write_text(
+        json.dumps(dict(d2, benchmark="base", slug="extra", method="Y", hello=1))
+    )
+    (sub_dir / "base" / "big.json").write_text(
+        json.dumps(dict(d2, benchmark="base", slug="big", method="Z", notes="x" * 70000))
+    )
     code, out, err = run(["leaderboard", "check", "--root", str(root)], capsys)
     assert code == 2
     lines = err.strip().splitlines()
@@ -404,7 +454,9 @@ def test_html_is_self_contained_and_embeds_data():
     m = re.search(r"const DATA = (\{.*?\});\n", page, re.S)
     data = json.loads(m.group(1))
     assert len(data["entries"]) == len(subs)
-    assert data["entries"][0]["method"] == "</script><b>evil</b>" or any(e["method"].startswith("</script>") for e in data["entries"])
+    assert data["entries"][0]["method"] == "</script><b>evil</b>" or any(
+        e["method"].startswith("</script>") for e in data["entries"]
+    )
     fams = {cf["family"]: cf["benchmarks"] for cf in data["chart_families"]}
     assert fams["frequency"] == ["tiny", "small", "base", "large", "huge"]
     assert fams["coarse"][:8] == [f"coarse-d{d}" for d in range(1, 9)]
@@ -453,7 +505,22 @@ def test_submit_equals_evaluate_with_real_evaluator(tmp_path, capsys, monkeypatc
     monkeypatch.chdir(tmp_path)
     paths = _real_runs(tmp_path)
     root = tmp_path / "lb"
-    code, out, err = run(["submit", *map(str, paths), "-b", "imagenet-1k", "-m", "Noisy oracle", "--backbone", "none", "--root", str(root), "--json"], capsys)
+    code, out, err = run(
+        [
+            "submit",
+            *map(str, paths),
+            "-b",
+            "imagenet-1k",
+            "-m",
+            "Noisy oracle",
+            "--backbone",
+            "none",
+            "--root",
+            str(root),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     rec = json.loads(out)
     for i, p in enumerate(paths):
@@ -494,8 +561,23 @@ def test_docs_build_strict(tmp_path):
 
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(REPO / "mkdocs.yml"), "-d", str(tmp_path / "site")],
-        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-q",
+            "-f",
+            str(REPO / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for page in ("leaderboard", "reproduce", "api"):

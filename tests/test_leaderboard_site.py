@@ -146,7 +146,9 @@ def test_sorting(browser, site):
         pg.sort_by("top5_L")  # entries without the metric stay last in both directions
         vals = [r["acc"] for r in pg.rows()]
         n_with = sum("top5_L" in s.metrics for s in subs)
-        top5 = pg.page.eval_on_selector_all("#entries tbody td[data-key=top5_L]", "tds => tds.map(t => t.dataset.value || null)")
+        top5 = pg.page.eval_on_selector_all(
+            "#entries tbody td[data-key=top5_L]", "tds => tds.map(t => t.dataset.value || null)"
+        )
         assert all(v is not None for v in top5[:n_with]) and all(v is None for v in top5[n_with:])
         assert [float(v) for v in top5[:n_with]] == sorted((float(v) for v in top5[:n_with]), reverse=True)
         assert len(vals) == len(subs)
@@ -173,7 +175,9 @@ def test_filtering_and_chart(browser, site):
         assert page.inner_text("#row-count") == f"8 of {len(subs)} entries"
         # the charts follow the method filter (not the family filter): one TEMI series per chart
         for cf in ("frequency", "coarse"):
-            series = page.eval_on_selector_all(f".chart[data-family={cf}] polyline", "ps => ps.map(p => p.dataset.series)")
+            series = page.eval_on_selector_all(
+                f".chart[data-family={cf}] polyline", "ps => ps.map(p => p.dataset.series)"
+            )
             assert series == ["TEMI · iBOT ViT-L (IN-21K) · reported"]
         assert page.locator(".chart[data-family=coarse] circle").count() == 8
         # reset, then backbone

@@ -10,10 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from in21k_bench import leaderboard as lb
 from in21k_bench.fileio import sha256_file
-
-from conftest import run_cli
 from test_hub import hub_env  # noqa: F401 -- the local hub server fixture
 from test_leaderboard import fake_eval, fake_evaluate, runs  # noqa: F401 -- fixtures
 
@@ -28,7 +27,10 @@ def _seeded(tmp_path):
 
 def test_submit_copy_predictions_is_rescored_anywhere(fake_eval, runs, tmp_path, monkeypatch, capsys):
     root = _seeded(tmp_path)
-    code, out, err = run_cli(["submit", *map(str, runs), "-b", "tiny", "-m", "Mine", "--root", str(root), "--copy-predictions", "--json"], capsys)
+    code, out, err = run_cli(
+        ["submit", *map(str, runs), "-b", "tiny", "-m", "Mine", "--root", str(root), "--copy-predictions", "--json"],
+        capsys,
+    )
     assert code == 0, err
     rec = json.loads(out)
     side = root / "submissions" / "tiny" / "mine-unspecified"
@@ -53,7 +55,9 @@ def test_submit_outside_the_repository_warns(fake_eval, runs, tmp_path, capsys):
 
 def _hand_edited(root, runs, **over):
     """A verified entry written by hand (metrics copied from a real submit) without its prediction files."""
-    sub = lb.make_submission([fake_evaluate(p, "tiny", "v1") for p in runs], method="Hand", predictions=[f"hand/{p.name}" for p in runs])
+    sub = lb.make_submission(
+        [fake_evaluate(p, "tiny", "v1") for p in runs], method="Hand", predictions=[f"hand/{p.name}" for p in runs]
+    )
     d = dict(sub.to_json_dict(), slug="hand-unspecified", **over)
     path = root / "submissions" / "tiny" / "hand-unspecified.json"
     path.write_text(json.dumps(d))
@@ -66,7 +70,10 @@ def test_verified_entry_without_predictions_is_refused_then_downgraded(fake_eval
     lb.build(root)
     code, out, err = run_cli(["leaderboard", "check", "--root", str(root)], capsys)
     assert code == 2 and err.count("\n") == 1
-    assert "verified entry: expected a prediction file per run that check can re-score" in err and "run 1 (hand/run0.npy)" in err
+    assert (
+        "verified entry: expected a prediction file per run that check can re-score" in err
+        and "run 1 (hand/run0.npy)" in err
+    )
     assert "re-scored 0 of 1 verified entries" in out
     # no locations at all: the schema refuses it
     d = json.loads(path.read_text())
@@ -153,7 +160,10 @@ def test_check_fetch_refuses_bytes_that_differ_from_the_recorded_sha256(fake_eva
     d["predictions"][0] = "hf://datasets/org/preds@r1/missing.npy"
     (root / "submissions/tiny/remote-unspecified.json").write_text(json.dumps(d))
     problems = lb.check_leaderboard(root, check_rendered=False, fetch=True)
-    assert any("run 1 fetch hf://datasets/org/preds@r1/missing.npy: expected to download it from the hub" in p for p in problems)
+    assert any(
+        "run 1 fetch hf://datasets/org/preds@r1/missing.npy: expected to download it from the hub" in p
+        for p in problems
+    )
 
 
 def test_v2_entries_are_submitted_and_checked(fake_eval, runs, tmp_path, capsys):
@@ -179,7 +189,9 @@ def test_copy_predictions_refuses_oversized_files(fake_eval, runs, tmp_path, cap
 
     monkeypatch.setattr(submitter, "MAX_PREDICTION_BYTES", 10)
     root = _seeded(tmp_path)
-    code, _, err = run_cli(["submit", *map(str, runs), "-b", "tiny", "-m", "Big", "--root", str(root), "--copy-predictions"], capsys)
+    code, _, err = run_cli(
+        ["submit", *map(str, runs), "-b", "tiny", "-m", "Big", "--root", str(root), "--copy-predictions"], capsys
+    )
     assert code == 2 and "expected prediction files of at most 10 bytes" in err and err.count("\n") == 1
     assert not (root / "submissions" / "tiny" / "big-unspecified.json").exists()
     assert not (root / "submissions" / "tiny" / "big-unspecified").exists()

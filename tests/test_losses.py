@@ -89,8 +89,15 @@ def test_temi_prior_update_uses_new_prior_and_non_default_params():
     t = rng.normal(size=(H, 2 * B, C))
     prior = rng.dirichlet(np.ones(C), size=H)
     ref, _, _ = _reference_temi(s, t, prior, beta=0.8, tau_s=0.2, tau_t=0.05, m=0.5)
-    out = temi_loss(torch.tensor(s), torch.tensor(t), torch.tensor(prior),
-                    beta=0.8, student_temp=0.2, teacher_temp=0.05, prior_momentum=0.5)
+    out = temi_loss(
+        torch.tensor(s),
+        torch.tensor(t),
+        torch.tensor(prior),
+        beta=0.8,
+        student_temp=0.2,
+        teacher_temp=0.05,
+        prior_momentum=0.5,
+    )
     assert out.loss.item() == pytest.approx(ref, rel=1e-5)
 
 

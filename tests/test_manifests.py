@@ -6,13 +6,13 @@ import json
 import shutil
 
 import pyarrow
+import pyarrow.parquet as pq
 import pytest
 
 import in21k_bench
 from in21k_bench.errors import ChecksumError, In21kError
 from in21k_bench.manifest_build import build_all
 from in21k_bench.manifests import SPLITS_DIR, content_sha256, read_index
-import pyarrow.parquet as pq
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -34,7 +34,9 @@ def test_rebuild_reproduces_committed(tmp_path, monkeypatch, version):
     idx = build_all(out_root=out, version=version)
     new = idx.version_entry(version)
     old = read_index()["versions"][version]
-    assert {k: v["content_sha256"] for k, v in new["files"].items()} == {k: v["content_sha256"] for k, v in old["files"].items()}
+    assert {k: v["content_sha256"] for k, v in new["files"].items()} == {
+        k: v["content_sha256"] for k, v in old["files"].items()
+    }
     assert new["benchmarks"] == old["benchmarks"]
     if old["writer"] == f"pyarrow {pyarrow.__version__}":  # same writer: byte-for-byte
         assert {k: v["sha256"] for k, v in new["files"].items()} == {k: v["sha256"] for k, v in old["files"].items()}
@@ -84,11 +86,15 @@ def test_manifest_index_api(tmp_path):
     from in21k_bench.manifest_index import ManifestIndex
     from in21k_bench.versioning import sort_versions, version_key
 
-    assert sort_versions(["v10", "v2", "v1", "dev"]) == ["v1", "v2", "v10", "dev"] and version_key("v3") < version_key("v12")
+    assert sort_versions(["v10", "v2", "v1", "dev"]) == ["v1", "v2", "v10", "dev"] and version_key("v3") < version_key(
+        "v12"
+    )
     idx = ManifestIndex.load()
     assert idx.versions()[:2] == ["v1", "v2"] and idx.latest() == idx.versions()[-1]
     assert idx.benchmark_files("tiny", "v1") == ["v1/tiny/classes.parquet", "v1/tiny/labels.parquet"]
-    assert idx.benchmark_files("clip-1k", "v2") == [] and idx.benchmark_entry("clip-1k", "v2")["status"] == "needs-input"
+    assert (
+        idx.benchmark_files("clip-1k", "v2") == [] and idx.benchmark_entry("clip-1k", "v2")["status"] == "needs-input"
+    )
     assert "v2/taxonomy/synsets.parquet" in idx.taxonomy_files("v2") and idx.file_entry("v9/x.parquet") is None
     assert idx.hub.repo_id and idx.pinned_revision("v1") is None
     # writes go to a copy, then save atomically; the shared cached index is not changed

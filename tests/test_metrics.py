@@ -73,8 +73,8 @@ def test_matching_adversarial_cases():
     # every sample its own cluster; no full matching exists in the sparse graph
     check_matching(np.arange(30) % 3, np.arange(30), 3, 30)
     # perfect ties everywhere (uniform table)
-    l, c = np.meshgrid(np.arange(6), np.arange(6))
-    check_matching(l.ravel(), c.ravel(), 6, 6)
+    lab, c = np.meshgrid(np.arange(6), np.arange(6))
+    check_matching(lab.ravel(), c.ravel(), 6, 6)
     # labels / clusters that never occur (rows and columns without any edge)
     check_matching(np.array([2, 2, 5]), np.array([9, 9, 1]), 8, 12)
     # empty table
@@ -388,8 +388,8 @@ def _brute_temi(labels, top1, C, K):
     for j in range(min(C, K) + 1):
         for ls in combinations(range(C), j):
             for ks in permutations(range(K), j):
-                agree = sum(t[l, k] for l, k in zip(ls, ks))
-                if any(t[l, k] == 0 for l, k in zip(ls, ks)):
+                agree = sum(t[lab, k] for lab, k in zip(ls, ks))
+                if any(t[lab, k] == 0 for lab, k in zip(ls, ks)):
                     continue  # a zero pair is the same as leaving both unmatched (enumerated separately)
                 val = agree + sum(colmax[k] for k in used - set(ks))
                 if agree > best or (agree == best and val > best_val):
@@ -405,7 +405,9 @@ def test_temi_overcluster_against_brute_force(seed):
     K = int(rng.integers(C + 1, 7))
     n = int(rng.integers(1, 25))
     labels = rng.integers(0, C, n)
-    top1 = rng.integers(0, K, n) if seed % 2 else np.where(rng.random(n) < 0.6, labels * (K // C), rng.integers(0, K, n))
+    top1 = (
+        rng.integers(0, K, n) if seed % 2 else np.where(rng.random(n) < 0.6, labels * (K // C), rng.integers(0, K, n))
+    )
     acc_bf, temi_bf = _brute_temi(labels, top1, C, K)
     t = M.contingency(labels, top1, C, K)
     assert M.max_agreement_matching(t).agreements / n == pytest.approx(acc_bf)
@@ -437,7 +439,7 @@ def _temi_rule_with_dense_solver(labels, top1):
 def test_temi_overcluster_equals_temi_rule_when_the_matching_is_unique_and_never_below_it():
     rng = np.random.default_rng(7)
     equal = 0
-    for trial in range(60):
+    for _trial in range(60):
         C = int(rng.integers(2, 12))
         K = int(rng.integers(C + 1, 3 * C + 2))
         # strong, distinct counts: label l's samples mostly go to cluster l, the rest to random clusters
@@ -469,7 +471,11 @@ def test_temi_overcluster_only_for_k_above_c_and_tie_break_is_deterministic():
         dense.add(round(_temi_rule_with_dense_solver(labels, p) * 12))
     assert dense == {9, 10}  # a dense solver's choice, and with it the number, depends on the cluster order
     r = evaluate_arrays(top1, labels, num_clusters=3)
-    assert (r.acc, r.acc_temi_overcluster, r.majority_acc) == (pytest.approx(7 / 12), pytest.approx(10 / 12), pytest.approx(10 / 12))
+    assert (r.acc, r.acc_temi_overcluster, r.majority_acc) == (
+        pytest.approx(7 / 12),
+        pytest.approx(10 / 12),
+        pytest.approx(10 / 12),
+    )
 
 
 def test_temi_overcluster_falls_back_to_the_solver_tie_break_beyond_exact_floats(monkeypatch):

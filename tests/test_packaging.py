@@ -17,7 +17,6 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-import pytest
 from setuptools import find_packages
 
 from in21k_bench.manifests import read_index
@@ -41,7 +40,9 @@ def test_package_list_names_every_package_folder():
     found = set(find_packages(str(REPO), include=["in21k_bench", "in21k_bench.*"]))
     listed = set(_pyproject_packages())
     assert listed == found | {"in21k_bench.splits"}, (
-        f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml" if found - listed else sorted(listed - found)
+        f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"
+        if found - listed
+        else sorted(listed - found)
     )
 
 
@@ -84,16 +85,28 @@ def _fresh_venv(path: Path) -> tuple[Path, Path]:
     Returns (python, site-packages)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, env=_env())
     py = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    purelib = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  capture_output=True, text=True, check=True, env=_env()).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=_env(),
+        ).stdout.strip()
+    )
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (purelib / "zz_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
     return py, purelib
 
 
 def _pip_install(py: Path, *args: str, cwd: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", *args],
-                       capture_output=True, text=True, env=_env(), cwd=cwd)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=cwd,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
@@ -127,7 +140,10 @@ def test_wheel_carries_splits_and_loads_in_a_fresh_venv(tmp_path):
     # warnings are visible
     build = subprocess.run(
         [sys.executable, "-c", f"import setuptools.build_meta as b; print(b.build_wheel({str(dist)!r}))"],
-        capture_output=True, text=True, env=_env(), cwd=src,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=src,
     )
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     assert "Deprecat" not in build.stdout + build.stderr, build.stderr[-2000:]
@@ -147,8 +163,13 @@ def test_wheel_carries_splits_and_loads_in_a_fresh_venv(tmp_path):
     assert got["file"].startswith(str(site))
     assert got["splits"] == str(site / "in21k_bench" / "splits")
     assert got["sources"] == str(site / "in21k_bench" / "splits" / "sources")
-    cli = subprocess.run([str(py.parent / "in21k-bench"), "info", "tiny", "--json"], capture_output=True, text=True,
-                         env=_env(), cwd=tmp_path)
+    cli = subprocess.run(
+        [str(py.parent / "in21k-bench"), "info", "tiny", "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+    )
     assert cli.returncode == 0 and json.loads(cli.stdout)["num_classes"] == got["classes"], cli.stderr[-2000:]
 
 

@@ -31,7 +31,9 @@ def _arrays(n=40, K=7, seed=0):
 
 def test_write_then_read_round_trip(tmp_path):
     top1, top5, probs = _arrays()
-    rec = write_predictions(tmp_path / "run", top1.astype(np.int32), top5, probs, record={"method": "x", "seed": 3}, record_name="fit.json")
+    rec = write_predictions(
+        tmp_path / "run", top1.astype(np.int32), top5, probs, record={"method": "x", "seed": 3}, record_name="fit.json"
+    )
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert files == ["fit.json", "probs.npy", "top1.npy", "top5.npy"]  # no temp files left behind
     assert rec["method"] == "x" and set(rec["prediction_files"]) == {"top1.npy", "top5.npy", "probs.npy"}
@@ -40,7 +42,10 @@ def test_write_then_read_round_trip(tmp_path):
     assert arrays.top1.dtype == np.int64 and (arrays.top1 == top1).all()
     assert (arrays.topk == top5).all() and np.array_equal(arrays.probs, probs)
     # the folder hash: sha256 of "name:sha256" lines in the order top1, top5, probs
-    lines = "".join(f"{n}:{hashlib.sha256((tmp_path / 'run' / n).read_bytes()).hexdigest()}\n" for n in ("top1.npy", "top5.npy", "probs.npy"))
+    lines = "".join(
+        f"{n}:{hashlib.sha256((tmp_path / 'run' / n).read_bytes()).hexdigest()}\n"
+        for n in ("top1.npy", "top5.npy", "probs.npy")
+    )
     assert sha == hashlib.sha256(lines.encode()).hexdigest()
     # one file: its own sha256
     write_predictions(tmp_path / "one", top1)

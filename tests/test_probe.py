@@ -27,8 +27,19 @@ def test_probe_learns_and_reports_grid_and_per_class():
     x, y = _data(spread=2.5, n_per=60)
     idx = np.random.default_rng(0).permutation(len(x))
     tr, va = idx[:120], idx[120:]
-    res = linear_probe(x[tr], y[tr], x[va], y[va], 3, lrs=(1e-4, 0.5), weight_decays=(0.0, 1e-3), epochs=20,
-                       batch_size=16, device="cpu", progress=False)
+    res = linear_probe(
+        x[tr],
+        y[tr],
+        x[va],
+        y[va],
+        3,
+        lrs=(1e-4, 0.5),
+        weight_decays=(0.0, 1e-3),
+        epochs=20,
+        batch_size=16,
+        device="cpu",
+        progress=False,
+    )
     assert len(res.grid) == 4
     assert res.best_accuracy == max(g["val_accuracy"] for g in res.grid) > 0.8
     assert res.per_class_accuracy.shape == (3,)
@@ -39,16 +50,31 @@ def test_probe_learns_and_reports_grid_and_per_class():
 def test_batched_grid_equals_independent_sgd_runs():
     """Each grid point trained alone with torch.optim.SGD reaches the same val accuracy and weights."""
     x, y = _data(spread=3.0)
-    res = linear_probe(x, y, x, y, 3, lrs=(0.05, 0.3), weight_decays=(0.0, 0.01), epochs=3, batch_size=32,
-                       device="cpu", progress=False, seed=4)
+    res = linear_probe(
+        x,
+        y,
+        x,
+        y,
+        3,
+        lrs=(0.05, 0.3),
+        weight_decays=(0.0, 0.01),
+        epochs=3,
+        batch_size=32,
+        device="cpu",
+        progress=False,
+        seed=4,
+    )
     xn = torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True))
     yt = torch.from_numpy(y)
     for point in res.grid:
         gen = torch.Generator().manual_seed(4)
         w = torch.zeros(8, 3, requires_grad=True)
         b = torch.zeros(3, requires_grad=True)
-        opt = torch.optim.SGD([{"params": [w], "weight_decay": point["weight_decay"]}, {"params": [b], "weight_decay": 0.0}],
-                              lr=point["lr"], momentum=0.9)
+        opt = torch.optim.SGD(
+            [{"params": [w], "weight_decay": point["weight_decay"]}, {"params": [b], "weight_decay": 0.0}],
+            lr=point["lr"],
+            momentum=0.9,
+        )
         for _ in range(3):
             torch.randperm(1, generator=gen)  # the chunk order draw (one chunk)
             perm = torch.randperm(len(y), generator=gen)
@@ -99,7 +125,6 @@ def test_alignment_by_hand():
 
 
 def test_cli_probe_on_digits_store(tmp_path):
-    import json
 
     from typer.testing import CliRunner
 
@@ -108,8 +133,21 @@ def test_cli_probe_on_digits_store(tmp_path):
 
     write_digits(tmp_path / "feats")
     out = tmp_path / "probe"
-    r = CliRunner().invoke(app, ["probe", "--features", str(tmp_path / "feats"), "--out", str(out), "--epochs", "3",
-                                 "--device", "cpu", "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "probe",
+            "--features",
+            str(tmp_path / "feats"),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert len(rec["probe"]["grid"]) == 18 and rec["probe"]["best_accuracy"] > 0.5

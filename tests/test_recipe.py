@@ -27,7 +27,11 @@ def test_paper_benchmarks_at_full_size_keep_the_paper_settings(method):
         p = paper_defaults(method, bench.name, bench.num_classes)
         assert r.config.to_dict() == p.to_dict()
         assert (r.config.epochs, r.config.batch_size, r.config.num_heads, r.config.knn) == (
-            epochs, 512 if method == "temi" else 4096, 32, 50)
+            epochs,
+            512 if method == "temi" else 4096,
+            32,
+            50,
+        )
         assert r.config.base_lr == 1e-4 and r.config.lr_schedule == "cosine" and r.config.freeze_last_layer_epochs == 0
         s = r.settings()
         assert s["regime"] == "paper" and all(v["source"] == "paper" for k, v in s["effective"].items())
@@ -98,8 +102,17 @@ def test_fit_json_records_settings_and_health_and_warns(tmp_path, capsys):
     from in21k_bench.methods.fit import fit_features
 
     write_digits(tmp_path / "feats")
-    run = fit_features("temi", tmp_path / "feats", tmp_path / "run", num_clusters=10, device="cpu", progress=False,
-                       epochs=2, num_heads=2, knn=5)
+    run = fit_features(
+        "temi",
+        tmp_path / "feats",
+        tmp_path / "run",
+        num_clusters=10,
+        device="cpu",
+        progress=False,
+        epochs=2,
+        num_heads=2,
+        knn=5,
+    )
     err = capsys.readouterr().err
     assert "adapted" in err and "under-trained: only" in err  # 2 epochs < the step budget
     rec = json.loads((tmp_path / "run" / "fit.json").read_text())
@@ -113,8 +126,17 @@ def test_fit_json_records_settings_and_health_and_warns(tmp_path, capsys):
     assert rec["total_steps"] == 2 * (1442 // 64) and h["warnings"]
     assert (tmp_path / "feats" / "train" / "knn-k5.npy").is_file()
     # a larger neighbour file is reused by the convention (first k columns)
-    run2 = fit_features("scanv2", tmp_path / "feats", tmp_path / "run2", num_clusters=10, device="cpu",
-                        progress=False, epochs=1, num_heads=2, knn=3)
+    run2 = fit_features(
+        "scanv2",
+        tmp_path / "feats",
+        tmp_path / "run2",
+        num_clusters=10,
+        device="cpu",
+        progress=False,
+        epochs=1,
+        num_heads=2,
+        knn=3,
+    )
     assert run2.neighbors.name == "knn-k5.npy" and run2.summary()["knn"] == 3
 
 
@@ -126,8 +148,18 @@ def test_freeze_last_layer_and_raw_inputs_and_constant_lr():
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(64, 8)) * 50).astype(np.float32)
     nbrs = np.stack([np.roll(np.arange(64), -i)[1:5] for i in range(64)])
-    cfg = TrainConfig(method="temi", num_clusters=3, num_heads=2, epochs=2, batch_size=16, knn=4, hidden_dim=16,
-                      bottleneck_dim=8, freeze_last_layer_epochs=2, base_lr=1e-2)
+    cfg = TrainConfig(
+        method="temi",
+        num_clusters=3,
+        num_heads=2,
+        epochs=2,
+        batch_size=16,
+        knn=4,
+        hidden_dim=16,
+        bottleneck_dim=8,
+        freeze_last_layer_epochs=2,
+        base_lr=1e-2,
+    )
     torch.manual_seed(0)
     from in21k_bench.methods.heads import BatchedHeads
 

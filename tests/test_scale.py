@@ -24,15 +24,31 @@ pytestmark = pytest.mark.slow
 
 
 def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", FAULT_ENV)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", FAULT_ENV)
+    }
     env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", **extra)
     return env
 
 
 def run(args, nproc=1, fault=None, timeout=300):
     """``in21k-bench ARGS`` in one process, or under torchrun with ``nproc`` processes."""
-    cmd = [CLI, *args] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                                           "--no-python", CLI, *args]
+    cmd = (
+        [CLI, *args]
+        if nproc == 1
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "--no-python",
+            CLI,
+            *args,
+        ]
+    )
     env = _env(**({FAULT_ENV: fault} if fault else {}))
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -46,8 +62,23 @@ def images(tmp_path_factory):
     return root
 
 
-EXTRACT = ["features", "extract", "--backbone", "timm:test_vit", "--random-init", "--image-size", "32", "--workers", "0",
-           "--batch-size", "5", "--shard-rows", "8", "--device", "cpu"]
+EXTRACT = [
+    "features",
+    "extract",
+    "--backbone",
+    "timm:test_vit",
+    "--random-init",
+    "--image-size",
+    "32",
+    "--workers",
+    "0",
+    "--batch-size",
+    "5",
+    "--shard-rows",
+    "8",
+    "--device",
+    "cpu",
+]
 
 
 def _same_store(a: Path, b: Path):
@@ -92,7 +123,11 @@ def test_extract_rank_killed_then_resumed_with_another_world_size(images, one_pr
     done = sorted(p.name for p in (out / "train").glob("*.done.json"))
     assert "shard-00003.done.json" in done and len(done) < 8
     assert not json.loads((out / "train" / "meta.json").read_text())["complete"]
-    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "train").glob("shard-*.npy") if p.name.replace(".npy", ".done.json") in done}
+    stamps = {
+        p.name: p.stat().st_mtime_ns
+        for p in (out / "train").glob("shard-*.npy")
+        if p.name.replace(".npy", ".done.json") in done
+    }
     # resumed by ONE process: only the missing shards are computed
     r = run([*EXTRACT, "--images", str(images), "--out", str(out), "--split", "train"])
     assert r.returncode == 0, r.stderr[-2000:]
@@ -100,8 +135,15 @@ def test_extract_rank_killed_then_resumed_with_another_world_size(images, one_pr
     assert {p: (out / "train" / p).stat().st_mtime_ns for p in stamps} == stamps
     _same_store(out / "train", one_process_store / "train")
     # a resumed run for another image list is refused in one line
-    r = run([*EXTRACT, "--images", str(images), "--out", str(tmp_path / "g"), "--split", "train"], nproc=2, fault="extract:0")
-    r = run([*EXTRACT, "--images", str(images), "--out", str(tmp_path / "g"), "--split", "train", "--shard-rows", "9"], nproc=2)
+    r = run(
+        [*EXTRACT, "--images", str(images), "--out", str(tmp_path / "g"), "--split", "train"],
+        nproc=2,
+        fault="extract:0",
+    )
+    r = run(
+        [*EXTRACT, "--images", str(images), "--out", str(tmp_path / "g"), "--split", "train", "--shard-rows", "9"],
+        nproc=2,
+    )
     assert r.returncode != 0
     assert "error: extract: resuming" in r.stderr and "needs the same shard_rows" in r.stderr
 
@@ -119,7 +161,11 @@ def test_knn_two_processes_match_one_process_and_resume(one_process_store, tmp_p
     np.testing.assert_array_equal(one, two)
     # killed after chunk 4 of 9 under 2 processes, resumed with 2
     r = run([*args, "--out", str(tmp_path / "k.npy")], nproc=2, fault="knn:4")
-    assert r.returncode != 0 and (tmp_path / "k.npy.parts" / "chunk-00004.npy").is_file() and not (tmp_path / "k.npy").exists()
+    assert (
+        r.returncode != 0
+        and (tmp_path / "k.npy.parts" / "chunk-00004.npy").is_file()
+        and not (tmp_path / "k.npy").exists()
+    )
     r = run([*args, "--out", str(tmp_path / "k.npy")], nproc=2)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resuming" in r.stderr
@@ -144,8 +190,25 @@ def _hzr_root(tmp_path_factory):
 
 def test_relabel_two_processes_match_one_and_resume(tmp_path_factory, tmp_path):
     root = _hzr_root(tmp_path_factory)
-    base = ["relabel", "--mode", "leaf-hzr", "--root", str(root), "--model", "in21k-test-tiny", "--device", "cpu",
-            "--num-workers", "0", "--batch-size", "4", "--chunk-rows", "5", "--cache-dir", str(tmp_path / "cache")]
+    base = [
+        "relabel",
+        "--mode",
+        "leaf-hzr",
+        "--root",
+        str(root),
+        "--model",
+        "in21k-test-tiny",
+        "--device",
+        "cpu",
+        "--num-workers",
+        "0",
+        "--batch-size",
+        "4",
+        "--chunk-rows",
+        "5",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     r = run([*base, "--out", str(tmp_path / "one.parquet")])
     assert r.returncode == 0, r.stderr[-2000:]
     r = run([*base, "--out", str(tmp_path / "two.parquet")], nproc=2)
@@ -167,9 +230,31 @@ def test_relabel_two_processes_match_one_and_resume(tmp_path_factory, tmp_path):
 
 def test_zeroshot_two_processes_match_one(tmp_path_factory, tmp_path):
     root = _hzr_root(tmp_path_factory)
-    base = ["zeroshot", "--root", str(root), "--model", "in21k-test-tiny", "--device", "cpu", "--classes", "present",
-            "--lemma-choice", "first", "--num-workers", "0", "--batch-size", "4", "--chunk-rows", "3", "--cache-dir", str(tmp_path / "cache")]
+    base = [
+        "zeroshot",
+        "--root",
+        str(root),
+        "--model",
+        "in21k-test-tiny",
+        "--device",
+        "cpu",
+        "--classes",
+        "present",
+        "--lemma-choice",
+        "first",
+        "--num-workers",
+        "0",
+        "--batch-size",
+        "4",
+        "--chunk-rows",
+        "3",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     r1 = run([*base, "--out", str(tmp_path / "one")])
     r2 = run([*base, "--out", str(tmp_path / "two")], nproc=2)
     assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr[-1500:], r2.stderr[-1500:])
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "one" / "predictions.parquet"), pd.read_parquet(tmp_path / "two" / "predictions.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "one" / "predictions.parquet"),
+        pd.read_parquet(tmp_path / "two" / "predictions.parquet"),
+    )

@@ -26,7 +26,11 @@ def test_sizes_labels_and_meta(sim):
     assert train.num_rows == want_train.sum() and val.num_rows == want_val.sum()
     np.testing.assert_array_equal(train.labels, np.repeat(sc["label"].to_numpy(), want_train))
     np.testing.assert_array_equal(val.labels, np.repeat(sc["label"].to_numpy(), want_val))
-    assert train.meta["synthetic"] is True and train.meta["params"]["seed"] == 5 and train.meta["num_classes"] == b.num_classes
+    assert (
+        train.meta["synthetic"] is True
+        and train.meta["params"]["seed"] == 5
+        and train.meta["num_classes"] == b.num_classes
+    )
     assert train.sample_ids[0].startswith("train/" + sc["wnid"].iloc[0] + "/sim_")
     assert train.dim == 32
 
@@ -70,7 +74,23 @@ def test_cli_simulate(tmp_path, capsys):
     from in21k_bench.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["features", "simulate", "--benchmark", "coarse-d2", "--out", str(tmp_path / "f"), "--scale", "0.0002", "--val-scale", "0.02", "--dim", "16", "--json"])
+        main(
+            [
+                "features",
+                "simulate",
+                "--benchmark",
+                "coarse-d2",
+                "--out",
+                str(tmp_path / "f"),
+                "--scale",
+                "0.0002",
+                "--val-scale",
+                "0.02",
+                "--dim",
+                "16",
+                "--json",
+            ]
+        )
     assert e.value.code == 0
     assert '"synthetic": true' in capsys.readouterr().out
 
@@ -106,7 +126,9 @@ def _class_cloud(params: SimParams, wnid: str = "n02085620", n: int = 3000) -> n
 def test_default_shape_is_unchanged_by_the_shape_model():
     """Golden values from the generator before separation / curve existed: defaults reproduce old stores."""
     x = _Generator(SimParams(dim=16, seed=3)).sample("n02085620", 5, 1)
-    np.testing.assert_allclose(x[0, :4], [0.13888655602931976, -0.039696432650089264, 0.8150606155395508, 1.126182198524475], rtol=1e-5)
+    np.testing.assert_allclose(
+        x[0, :4], [0.13888655602931976, -0.039696432650089264, 0.8150606155395508, 1.126182198524475], rtol=1e-5
+    )
     np.testing.assert_allclose(float(x.astype(np.float64).sum()), 0.43682088929926977, rtol=1e-5)
     y = _Generator(SimParams(dim=16, seed=3, separation=1.0, curve=0.0)).sample("n02085620", 5, 1)
     np.testing.assert_array_equal(x, y)

@@ -39,7 +39,11 @@ def test_counts_are_fall11_minus_50(tax, sources_dir):
 
 
 def test_leaf_flags(tax, sources_dir):
-    parents = {ln.split()[0] for ln in (sources_dir / "imagenet-fall11/wordnet.is_a.txt").read_text().splitlines() if ln.strip()}
+    parents = {
+        ln.split()[0]
+        for ln in (sources_dir / "imagenet-fall11/wordnet.is_a.txt").read_text().splitlines()
+        if ln.strip()
+    }
     assert all(tax.is_wordnet_leaf[i] == (w not in parents) for i, w in enumerate(tax.wnids))
     has_child = set(tax.parent[tax.parent >= 0].tolist())
     assert all(tax.is_miil_leaf[i] == (i not in has_child) for i in range(tax.num_classes))
@@ -76,7 +80,17 @@ def test_imagenet1k(sources_dir):
     assert len(in1k.wnids) == 1000
     assert (in1k.in21k_index >= 0).sum() == 991
     missing = sorted(in1k.wnids[in1k.in21k_index < 0])
-    assert missing == ["n02085782", "n02089078", "n02089867", "n02089973", "n02091635", "n02108000", "n02112706", "n02113978", "n04399382"]
+    assert missing == [
+        "n02085782",
+        "n02089078",
+        "n02089867",
+        "n02089973",
+        "n02091635",
+        "n02108000",
+        "n02112706",
+        "n02113978",
+        "n04399382",
+    ]
     val = (sources_dir / "imagenet-1k/imagenet_2012_validation_synset_labels.txt").read_text().split()
     assert [in1k.wnids[i] for i in in1k.val_labels[:100]] == val[:100]
     assert len(in1k.val_labels) == 50000

@@ -43,8 +43,18 @@ def _acc(pred, y, c):
 
 
 def _small(method, **kw):
-    base = dict(method=method, num_clusters=4, num_heads=2, epochs=12, batch_size=32, knn=8, base_lr=4e-3,
-                hidden_dim=64, bottleneck_dim=32, teacher_momentum=0.99)
+    base = dict(
+        method=method,
+        num_clusters=4,
+        num_heads=2,
+        epochs=12,
+        batch_size=32,
+        knn=8,
+        base_lr=4e-3,
+        hidden_dim=64,
+        bottleneck_dim=32,
+        teacher_momentum=0.99,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -170,8 +180,9 @@ _SCRIPT = textwrap.dedent(
 
 def _run(script, *args):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, str(script), *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, args)], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.slow
@@ -183,8 +194,13 @@ def test_resume_after_kill_reproduces_uninterrupted_run(method, tmp_path):
     r = _run(script, full, method, "fast")
     assert r.returncode == 0, r.stderr
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, str(script), killed, method, "slow"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), killed, method, "slow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         seen = []
         deadline = time.time() + 90
@@ -223,8 +239,27 @@ def test_cli_fit_temi_on_digits_store(tmp_path):
 
     write_digits(tmp_path / "feats")
     out = tmp_path / "run"
-    args = ["fit", "temi", "--features", str(tmp_path / "feats"), "--out", str(out), "--num-clusters", "10",
-            "--epochs", "1", "--batch-size", "256", "--heads", "2", "--k", "5", "--device", "cpu", "--json"]
+    args = [
+        "fit",
+        "temi",
+        "--features",
+        str(tmp_path / "feats"),
+        "--out",
+        str(out),
+        "--num-clusters",
+        "10",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--heads",
+        "2",
+        "--k",
+        "5",
+        "--device",
+        "cpu",
+        "--json",
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
@@ -239,5 +274,7 @@ def test_cli_fit_temi_on_digits_store(tmp_path):
     assert json.loads(r.stdout)["resumed_from_epoch"] == 1
     assert np.array_equal(np.load(out / "probs.npy", allow_pickle=False), before)
     # bad input: a one-line error with exit code 2
-    bad = CliRunner().invoke(app, args[:-3] + ["--neighbors", str(tmp_path / "feats" / "train" / "knn-k5.npy"), "--k", "9", "--json"])
+    bad = CliRunner().invoke(
+        app, args[:-3] + ["--neighbors", str(tmp_path / "feats" / "train" / "knn-k5.npy"), "--k", "9", "--json"]
+    )
     assert bad.exit_code != 0

@@ -57,12 +57,40 @@ def test_view_equals_a_store_made_for_the_benchmark(stores, name):
 
 @pytest.mark.parametrize("name", ["tiny", "coarse-d4"])
 def test_fit_kmeans_on_a_view_matches_the_benchmark_store(stores, tmp_path, capsys, name):
-    code, out, err = run_cli(["fit", "kmeans", "--features", str(stores / "in21k"), "--benchmark", name, "--out", str(tmp_path / "view"),
-                              "--device", "cpu", "--json"], capsys)
+    code, out, err = run_cli(
+        [
+            "fit",
+            "kmeans",
+            "--features",
+            str(stores / "in21k"),
+            "--benchmark",
+            name,
+            "--out",
+            str(tmp_path / "view"),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     a = json.loads(out)
-    code, out, err = run_cli(["fit", "kmeans", "--features", str(stores / name), "--benchmark", name, "--out", str(tmp_path / "own"),
-                              "--device", "cpu", "--json"], capsys)
+    code, out, err = run_cli(
+        [
+            "fit",
+            "kmeans",
+            "--features",
+            str(stores / name),
+            "--benchmark",
+            name,
+            "--out",
+            str(tmp_path / "own"),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     b = json.loads(out)
     assert a["num_clusters"] == b["num_clusters"] == load(name).num_classes
@@ -72,23 +100,69 @@ def test_fit_kmeans_on_a_view_matches_the_benchmark_store(stores, tmp_path, caps
 
 
 def test_knn_and_probe_on_a_view(stores, tmp_path, capsys):
-    code, out, err = run_cli(["knn", "--features", str(stores / "in21k"), "--benchmark", "tiny", "--k", "3", "--device", "cpu", "--json",
-                              "--chunk-rows", "500"], capsys)
+    code, out, err = run_cli(
+        [
+            "knn",
+            "--features",
+            str(stores / "in21k"),
+            "--benchmark",
+            "tiny",
+            "--k",
+            "3",
+            "--device",
+            "cpu",
+            "--json",
+            "--chunk-rows",
+            "500",
+        ],
+        capsys,
+    )
     assert code == 0, err
     info = json.loads(out)
     assert info["out"].endswith("knn-k3-tiny.npy") and info["benchmark"] == "tiny"
-    code, out, err = run_cli(["knn", "--features", str(stores / "tiny"), "--k", "3", "--device", "cpu", "--json"], capsys)
+    code, out, err = run_cli(
+        ["knn", "--features", str(stores / "tiny"), "--k", "3", "--device", "cpu", "--json"], capsys
+    )
     assert code == 0, err
     np.testing.assert_array_equal(np.load(info["out"]), np.load(json.loads(out)["out"]))
-    code, out, err = run_cli(["probe", "--features", str(stores / "in21k"), "--benchmark", "tiny", "--out", str(tmp_path / "p"),
-                              "--epochs", "2", "--no-diagnostics", "--device", "cpu", "--json"], capsys)
+    code, out, err = run_cli(
+        [
+            "probe",
+            "--features",
+            str(stores / "in21k"),
+            "--benchmark",
+            "tiny",
+            "--out",
+            str(tmp_path / "p"),
+            "--epochs",
+            "2",
+            "--no-diagnostics",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads(out)["num_classes"] == load("tiny").num_classes
 
 
 def test_store_lacking_the_benchmark_is_a_one_line_error(stores, capsys):
-    code, out, err = run_cli(["fit", "kmeans", "--features", str(stores / "tiny"), "--benchmark", "small", "--out", str(stores / "x"),
-                              "--device", "cpu"], capsys)
+    code, out, err = run_cli(
+        [
+            "fit",
+            "kmeans",
+            "--features",
+            str(stores / "tiny"),
+            "--benchmark",
+            "small",
+            "--out",
+            str(stores / "x"),
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert code == 2 and "Traceback" not in err
     line = err.strip().splitlines()[-1]
     assert "benchmark small train: expected rows of all 3,146 classes" in line and "found none for" in line
@@ -108,13 +182,18 @@ def test_sample_level_benchmark_by_id_and_by_file_name(tmp_path):
     assert table is not None and len(table) == 50_000
     wnid = bench.classes.set_index("label")["wnid"]
     # the same images extracted from a copy with val in class folders, in another order
-    ids = np.array([f"val/{wnid[lab]}/{sid.rsplit('/', 1)[-1]}" for sid, lab in zip(table["sample_id"], table["label"])], dtype=object)
+    ids = np.array(
+        [f"val/{wnid[lab]}/{sid.rsplit('/', 1)[-1]}" for sid, lab in zip(table["sample_id"], table["label"])],
+        dtype=object,
+    )
     perm = np.random.default_rng(0).permutation(len(ids))
     x = np.arange(len(ids), dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
     store = write_store(tmp_path / "val", x[perm], ids[perm], backbone="t", split="val")
     view = benchmark_view(store, bench, "val")
     np.testing.assert_array_equal(view.labels, bench.val_labels())
-    np.testing.assert_array_equal(view.to_array(normalize=False)[:, 0], np.arange(len(ids), dtype=np.float16).astype(np.float32))
+    np.testing.assert_array_equal(
+        view.to_array(normalize=False)[:, 0], np.arange(len(ids), dtype=np.float16).astype(np.float32)
+    )
     with pytest.raises(InvalidInputError, match="missing"):
         select_rows(write_store(tmp_path / "v2", x[:10], ids[:10], backbone="t"), bench, "val")
 
@@ -131,7 +210,9 @@ def test_class_rule_agrees_with_materialize_including_odd_keep(tmp_path):
             (d / f"{w}_{i:04d}.JPEG").touch()
     want = bench.materialize_split(root, "train")
     full = load("imagenet-1k").materialize_split(root, "train")  # the image set's own listing
-    store = write_store(tmp_path / "s", np.ones((len(full), 2), np.float32), full["sample_id"].tolist(), backbone="t", split="train")
+    store = write_store(
+        tmp_path / "s", np.ones((len(full), 2), np.float32), full["sample_id"].tolist(), backbone="t", split="train"
+    )
     sc = bench.source_classes
     sub = sc[sc["wnid"].isin(wnids[:6])]
     bench.source_classes = sub  # the folder holds 6 classes: compare on those

@@ -7,6 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
+from in21k_bench.errors import In21kError
+from in21k_bench.zeroshot.classify import candidate_groups, expected_calibration_error, score_modes
 from test_hzr import (
     GRASSHOPPER,
     KATYDID,
@@ -17,9 +20,6 @@ from test_hzr import (
     make_root,
     taxonomy,
 )
-
-from in21k_bench.errors import In21kError
-from in21k_bench.zeroshot.classify import candidate_groups, expected_calibration_error, score_modes
 
 
 def test_ece_by_hand():
@@ -94,8 +94,19 @@ def test_zeroshot_end_to_end_with_tiny_model(tmp_path):
     from in21k_bench.zeroshot.clip import TEST_ARCH
 
     root = make_root(tmp_path / "root", per_class=2)
-    res = zeroshot(root, tmp_path / "zs", model=TEST_ARCH, pretrained=None, device="cpu", classes="present",
-                   cache_dir=tmp_path / "cache", taxonomy=taxonomy(), num_workers=0, chunk_rows=3, lemma_choice="vote")
+    res = zeroshot(
+        root,
+        tmp_path / "zs",
+        model=TEST_ARCH,
+        pretrained=None,
+        device="cpu",
+        classes="present",
+        cache_dir=tmp_path / "cache",
+        taxonomy=taxonomy(),
+        num_workers=0,
+        chunk_rows=3,
+        lemma_choice="vote",
+    )
     preds = pd.read_parquet(tmp_path / "zs" / "predictions.parquet")
     assert len(preds) == res["num_samples"] == 8 and res["num_candidates_all"] == 4
     for m in ("all", "level", "siblings"):
@@ -107,7 +118,10 @@ def test_zeroshot_end_to_end_with_tiny_model(tmp_path):
         assert (tmp_path / "zs" / f"reliability-{m}.png").stat().st_size > 1000
     # siblings among present classes: katydid vs short-horned; grasshopper and locust fall back
     assert res["modes"]["siblings"]["num_fallback"] == 4
-    assert json.loads((tmp_path / "zs" / "results.json").read_text())["modes"]["all"]["accuracy"] == res["modes"]["all"]["accuracy"]
+    assert (
+        json.loads((tmp_path / "zs" / "results.json").read_text())["modes"]["all"]["accuracy"]
+        == res["modes"]["all"]["accuracy"]
+    )
 
 
 def _main(argv) -> int:
@@ -124,21 +138,93 @@ def test_cli_relabel_and_zeroshot(tmp_path, monkeypatch, capsys):
     _runner_env(monkeypatch)
     root = make_root(tmp_path / "root", per_class=1)
     out = tmp_path / "p.parquet"
-    assert _main(["relabel", "--mode", "p-hzr", "--root", str(root), "--model", "in21k-test-tiny", "--out", str(out),
-                  "--device", "cpu", "--num-workers", "0", "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+    assert (
+        _main(
+            [
+                "relabel",
+                "--mode",
+                "p-hzr",
+                "--root",
+                str(root),
+                "--model",
+                "in21k-test-tiny",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--num-workers",
+                "0",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     info = json.loads(captured.out)
     assert info["mode"] == "p-hzr" and info["num_samples"] == 8 and "random" in captured.err
     assert out.is_file() and (tmp_path / "p.summary.json").is_file()
 
-    assert _main(["zeroshot", "--root", str(root), "--model", "in21k-test-tiny", "--out", str(tmp_path / "zs"), "--classes", "present",
-                  "--modes", "all,siblings", "--device", "cpu", "--num-workers", "0", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        _main(
+            [
+                "zeroshot",
+                "--root",
+                str(root),
+                "--model",
+                "in21k-test-tiny",
+                "--out",
+                str(tmp_path / "zs"),
+                "--classes",
+                "present",
+                "--modes",
+                "all,siblings",
+                "--device",
+                "cpu",
+                "--num-workers",
+                "0",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "siblings" in text and "level" not in text.split("results:")[0]
 
-    assert _main(["relabel", "--mode", "x-hzr", "--root", str(root), "--model", "in21k-test-tiny", "--out", str(tmp_path / "q.parquet")]) == 2
+    assert (
+        _main(
+            [
+                "relabel",
+                "--mode",
+                "x-hzr",
+                "--root",
+                str(root),
+                "--model",
+                "in21k-test-tiny",
+                "--out",
+                str(tmp_path / "q.parquet"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "expected --mode in leaf-hzr, p-hzr" in err and "Traceback" not in err
-    assert _main(["relabel", "--mode", "p-hzr", "--root", str(tmp_path / "nowhere"), "--model", "in21k-test-tiny",
-                  "--out", str(tmp_path / "q.parquet")]) == 2
+    assert (
+        _main(
+            [
+                "relabel",
+                "--mode",
+                "p-hzr",
+                "--root",
+                str(tmp_path / "nowhere"),
+                "--model",
+                "in21k-test-tiny",
+                "--out",
+                str(tmp_path / "q.parquet"),
+            ]
+        )
+        == 2
+    )
     assert "found no train/ folder" in capsys.readouterr().err

@@ -38,4 +38,6 @@ def one_step_targets(taxonomy, depth_threshold: int) -> np.ndarray:
 
 def build_coarse_one_step(taxonomy, *, depth_threshold: int, **rule):
     target = one_step_targets(taxonomy, depth_threshold)
-    return class_level_tables(taxonomy, np.arange(taxonomy.num_classes), target, dict(rule, depth_threshold=depth_threshold))
+    return class_level_tables(
+        taxonomy, np.arange(taxonomy.num_classes), target, dict(rule, depth_threshold=depth_threshold)
+    )

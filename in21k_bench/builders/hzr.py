@@ -30,27 +30,40 @@ def read_relabels(path: str | Path, taxonomy, what: str) -> pd.DataFrame:
         have = pq.read_schema(path).names
         missing = [c for c in cols if c not in have]
         if missing:
-            raise InvalidInputError(f"{what}: expected columns {', '.join(cols)} in {path}, found {have} (missing {', '.join(missing)})")
+            raise InvalidInputError(
+                f"{what}: expected columns {', '.join(cols)} in {path}, found {have} (missing {', '.join(missing)})"
+            )
         df = pd.read_parquet(path, columns=cols)
     except InvalidInputError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise InvalidInputError(
-            f"{what}: expected a parquet file with columns {', '.join(cols)} at {path}, found {type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+            f"{what}: expected a parquet file with columns {', '.join(cols)} at {path}, found {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:120]}"
         ) from None
     for col in cols:
         if not df[col].map(lambda v: isinstance(v, str)).all():
-            raise InvalidInputError(f"{what}: expected string values in column {col} of {path}, found dtype {df[col].dtype}")
+            raise InvalidInputError(
+                f"{what}: expected string values in column {col} of {path}, found dtype {df[col].dtype}"
+            )
     for col in ("original_wnid", "refined_wnid"):
         idx = df[col].map(taxonomy.lookup).replace(-1, np.nan)
         if idx.isna().any():
-            raise InvalidInputError(f"{what}: expected winter21 wnids in column {col} of {path}, found {df[col][idx.isna()].iloc[0]!r}")
+            raise InvalidInputError(
+                f"{what}: expected winter21 wnids in column {col} of {path}, found {df[col][idx.isna()].iloc[0]!r}"
+            )
         df[col.replace("wnid", "index")] = idx.astype(np.int64)
     split = df["sample_id"].str.split("/", n=1).str[0]
     if not split.isin(["train", "val"]).all():
-        raise InvalidInputError(f"{what}: expected sample ids starting with train/ or val/ in {path}, found {df['sample_id'][~split.isin(['train', 'val'])].iloc[0]!r}")
+        raise InvalidInputError(
+            f"{what}: expected sample ids starting with train/ or val/ in {path}, found "
+            f"{df['sample_id'][~split.isin(['train', 'val'])].iloc[0]!r}"
+        )
     if df["sample_id"].duplicated().any():
-        raise InvalidInputError(f"{what}: expected unique sample ids in {path}, found duplicates such as {df['sample_id'][df['sample_id'].duplicated()].iloc[0]!r}")
+        raise InvalidInputError(
+            f"{what}: expected unique sample ids in {path}, found duplicates such as "
+            f"{df['sample_id'][df['sample_id'].duplicated()].iloc[0]!r}"
+        )
     df["split"] = split
     return df
 

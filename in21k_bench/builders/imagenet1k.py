@@ -52,6 +52,9 @@ def build_imagenet1k(taxonomy, imagenet1k, *, odd_keep: str | None = None, real:
         rows = rows[keep]
         cols = {k: v.take(pa.array(rows)) for k, v in cols.items()}
         cols["source_row"] = pa.array(rows.astype(np.int32))
-        cols["real"] = pa.array([sets.indices[sets.indptr[r] : sets.indptr[r + 1]].astype(np.int16).tolist() for r in rows], pa.list_(pa.int16()))
+        cols["real"] = pa.array(
+            [sets.indices[sets.indptr[r] : sets.indptr[r + 1]].astype(np.int16).tolist() for r in rows],
+            pa.list_(pa.int16()),
+        )
     val = pa.table(cols, metadata=meta)
     return {"labels": labels, "val": val}

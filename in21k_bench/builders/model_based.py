@@ -25,7 +25,9 @@ def read_scores(path: str | Path, taxonomy, what: str) -> np.ndarray:
     try:
         df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
-        raise InvalidInputError(f"{what}: expected a parquet/csv score file at {path}, found an unreadable file ({type(exc).__name__})") from None
+        raise InvalidInputError(
+            f"{what}: expected a parquet/csv score file at {path}, found an unreadable file ({type(exc).__name__})"
+        ) from None
     missing = {"wnid", "score"} - set(df.columns)
     if missing:
         raise InvalidInputError(f"{what}: expected columns wnid and score in {path}, found {sorted(df.columns)}")
@@ -55,6 +57,8 @@ def build_model_based(taxonomy, *, top_k: int, inputs: dict[str, str | Path], mo
     chosen: set[int] = set()
     for m in models:
         if m not in inputs:
-            raise InvalidInputError(f"model-based subset: expected a score file for model {m!r}, found inputs for {sorted(inputs)}")
+            raise InvalidInputError(
+                f"model-based subset: expected a score file for model {m!r}, found inputs for {sorted(inputs)}"
+            )
         chosen |= set(top_classes(read_scores(inputs[m], taxonomy, f"scores[{m}]"), top_k, f"scores[{m}]").tolist())
     return subset_tables(taxonomy, np.array(sorted(chosen)), dict(rule, top_k=top_k, models=models))

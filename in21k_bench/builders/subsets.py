@@ -26,7 +26,9 @@ def build_all_classes(taxonomy, **rule):
     return subset_tables(taxonomy, np.arange(taxonomy.num_classes), rule)
 
 
-def build_frequency(taxonomy, *, half_width: float, center: float = 50.0, interpolation: str = "linear", inclusive: bool = True, **rule):
+def build_frequency(
+    taxonomy, *, half_width: float, center: float = 50.0, interpolation: str = "linear", inclusive: bool = True, **rule
+):
     mask = _band(taxonomy.train_count, center - half_width, center + half_width, interpolation, inclusive)
     return subset_tables(
         taxonomy,
@@ -35,19 +37,35 @@ def build_frequency(taxonomy, *, half_width: float, center: float = 50.0, interp
     )
 
 
-def imbalanced_mask(counts: np.ndarray, band_half_width: float, top_fraction: float, interpolation: str, inclusive: bool) -> np.ndarray:
+def imbalanced_mask(
+    counts: np.ndarray, band_half_width: float, top_fraction: float, interpolation: str, inclusive: bool
+) -> np.ndarray:
     band = _band(counts, 50.0 - band_half_width, 50.0 + band_half_width, interpolation, inclusive)
     top_lo = np.percentile(counts, 100.0 * (1.0 - top_fraction), method=interpolation)
     top = counts >= top_lo
     return band | top
 
 
-def build_imbalanced(taxonomy, *, band_half_width: float, top_fraction: float, interpolation: str = "linear", inclusive: bool = True, **rule):
+def build_imbalanced(
+    taxonomy,
+    *,
+    band_half_width: float,
+    top_fraction: float,
+    interpolation: str = "linear",
+    inclusive: bool = True,
+    **rule,
+):
     mask = imbalanced_mask(taxonomy.train_count, band_half_width, top_fraction, interpolation, inclusive)
     return subset_tables(
         taxonomy,
         np.flatnonzero(mask),
-        dict(rule, band_half_width=band_half_width, top_fraction=top_fraction, interpolation=interpolation, inclusive=inclusive),
+        dict(
+            rule,
+            band_half_width=band_half_width,
+            top_fraction=top_fraction,
+            interpolation=interpolation,
+            inclusive=inclusive,
+        ),
     )
 
 
@@ -66,8 +84,16 @@ def build_centered(taxonomy, *, match: dict | None = None, num_classes: int | No
     (``match`` holds its rule); v2: a fixed ``num_classes`` (the paper's 2,113)."""
     counts = taxonomy.train_count
     if match is not None:
-        n = int(imbalanced_mask(counts, match["band_half_width"], match["top_fraction"], match["interpolation"], match["inclusive"]).sum())
-        return subset_tables(taxonomy, centered_window(counts, n), dict(rule, match=match, num_classes=n, window="rank window centred on the median"))
+        n = int(
+            imbalanced_mask(
+                counts, match["band_half_width"], match["top_fraction"], match["interpolation"], match["inclusive"]
+            ).sum()
+        )
+        return subset_tables(
+            taxonomy,
+            centered_window(counts, n),
+            dict(rule, match=match, num_classes=n, window="rank window centred on the median"),
+        )
     if num_classes is None:
         raise ValueError("centered window: expected match or num_classes, found neither")
     return subset_tables(taxonomy, centered_window(counts, int(num_classes)), dict(rule, num_classes=int(num_classes)))
@@ -79,7 +105,9 @@ def build_wordnet_leaf(taxonomy, *, exclude_instances: bool = False, **rule):
     mask = taxonomy.is_wordnet_leaf.copy()
     if exclude_instances:
         if taxonomy.is_wordnet_instance is None:
-            raise ValueError(f"wordnet-leaf: expected a taxonomy with instance flags (v2 or later), found version {taxonomy.version}")
+            raise ValueError(
+                f"wordnet-leaf: expected a taxonomy with instance flags (v2 or later), found version {taxonomy.version}"
+            )
         mask &= ~taxonomy.is_wordnet_instance
         rule = dict(rule, exclude_instances=True)
     return subset_tables(taxonomy, np.flatnonzero(mask), rule)
@@ -92,4 +120,13 @@ def build_miil_leaf(taxonomy, **rule):
 def build_random(taxonomy, *, num_classes: int, seed: int, **rule):
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(taxonomy.num_classes, size=num_classes, replace=False))
-    return subset_tables(taxonomy, chosen, dict(rule, num_classes=num_classes, seed=seed, sampler="numpy.random.default_rng(seed).choice(n, size, replace=False)"))
+    return subset_tables(
+        taxonomy,
+        chosen,
+        dict(
+            rule,
+            num_classes=num_classes,
+            seed=seed,
+            sampler="numpy.random.default_rng(seed).choice(n, size, replace=False)",
+        ),
+    )

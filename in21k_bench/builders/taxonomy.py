@@ -37,7 +37,8 @@ from ..versioning import version_key
 
 VAL_IMAGES_PER_CLASS = 50  # the winter21 release moved the first 50 files of each class to val
 TRAIN_COUNT_NOTE = {
-    "train_count": "estimate: fall11 ReleaseStatus numImages - 50 (no per-class winter21 listing exists); recount with Benchmark.materialize(root)"
+    "train_count": "estimate: fall11 ReleaseStatus numImages - 50 (no per-class winter21 listing exists); recount with "
+    "Benchmark.materialize(root)"
 }
 
 
@@ -69,7 +70,9 @@ def _node_tables(sources, wnids: list[str], depth: np.ndarray) -> tuple[dict[str
     node_index.update({w: n + j for j, w in enumerate(extra)})
     missing = [w for w in extra if w not in sources.words]
     if missing:
-        raise SourcesError(f"raw sources: expected lemmas in words.txt for every hypernym of a class, found none for {missing[:3]}")
+        raise SourcesError(
+            f"raw sources: expected lemmas in words.txt for every hypernym of a class, found none for {missing[:3]}"
+        )
 
     def node_parent_of(w: str) -> int:
         p = _chain_first(last.get(w), last, lambda x: x in node_index)
@@ -102,7 +105,8 @@ def _node_tables(sources, wnids: list[str], depth: np.ndarray) -> tuple[dict[str
         metadata={
             "in21k_bench": json.dumps(
                 {
-                    "synsets": "WordNet synsets that are the direct hypernym (last line of wordnet.is_a.txt) of a class without being a class",
+                    "synsets": "WordNet synsets that are the direct hypernym (last line of wordnet.is_a.txt) of a "
+                    "class without being a class",
                     "depth": "number of classes on the hypernym chain above the synset (the MIIL depth it would have)",
                 }
             )
@@ -123,12 +127,17 @@ def build_taxonomy_tables(sources, version: str = "v1") -> dict[str, pa.Table]:
     tree = sources.miil_tree
     paths = tree["class_tree_list"]
     if len(paths) != n or list(tree["class_description"].keys()) != wnids:
-        raise SourcesError("raw sources: expected the MIIL tree in the same class order as the wnid list, found otherwise")
+        raise SourcesError(
+            "raw sources: expected the MIIL tree in the same class order as the wnid list, found otherwise"
+        )
     parent = np.array([p[1] if len(p) > 1 else -1 for p in paths], dtype=np.int32)
     rebuilt = miil_parents_from_is_a(wnids, sources.is_a_edges)
     mismatch = int((rebuilt != parent).sum())
     if mismatch:
-        raise SourcesError(f"raw sources: expected the MIIL tree to equal the one rebuilt from wordnet.is_a.txt, found {mismatch} differing parents")
+        raise SourcesError(
+            f"raw sources: expected the MIIL tree to equal the one rebuilt from wordnet.is_a.txt, found {mismatch} "
+            "differing parents"
+        )
     depth = np.array([len(p) - 1 for p in paths], dtype=np.int16)
 
     has_wordnet_child = {parent_w for parent_w, _ in sources.is_a_edges}
@@ -139,7 +148,10 @@ def build_taxonomy_tables(sources, version: str = "v1") -> dict[str, pa.Table]:
     num_images = sources.num_images_fall11
     missing = [w for w in wnids if w not in num_images]
     if missing:
-        raise SourcesError(f"raw sources: expected numImages for every winter21 class in ReleaseStatus.xml, found none for {missing[:3]}")
+        raise SourcesError(
+            "raw sources: expected numImages for every winter21 class in ReleaseStatus.xml, found none for "
+            f"{missing[:3]}"
+        )
     fall11 = np.array([num_images[w] for w in wnids], dtype=np.int64)
 
     cols = {
@@ -178,7 +190,9 @@ def build_taxonomy_tables(sources, version: str = "v1") -> dict[str, pa.Table]:
     val_wnids = sources.imagenet1k_val_wnids
     real = sources.real_sets
     if len(val_wnids) != 50_000 or len(real) != 50_000:
-        raise SourcesError(f"raw sources: expected 50,000 ImageNet-1K val labels and ReaL sets, found {len(val_wnids)} and {len(real)}")
+        raise SourcesError(
+            f"raw sources: expected 50,000 ImageNet-1K val labels and ReaL sets, found {len(val_wnids)} and {len(real)}"
+        )
     in1k_val = pa.table(
         {
             "sample_id": pa.array([f"val/ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(50_000)], pa.string()),
@@ -186,5 +200,7 @@ def build_taxonomy_tables(sources, version: str = "v1") -> dict[str, pa.Table]:
             "real": pa.array([sorted(int(x) for x in r) for r in real], pa.list_(pa.int16())),
         }
     )
-    out.update({"taxonomy/classes": classes, "taxonomy/imagenet1k_classes": in1k_classes, "taxonomy/imagenet1k_val": in1k_val})
+    out.update(
+        {"taxonomy/classes": classes, "taxonomy/imagenet1k_classes": in1k_classes, "taxonomy/imagenet1k_val": in1k_val}
+    )
     return dict(sorted(out.items()))

@@ -13,15 +13,17 @@ import sys
 from ..errors import In21kError
 from ._apps import app, features_app, fit_app, leaderboard_app  # noqa: F401
 
-# Command modules register themselves on import.
-from . import catalog_cmds  # noqa: F401,E402
-from . import evaluate_cmds  # noqa: F401,E402
-from . import features_cmds  # noqa: F401,E402
-from . import methods_cmds  # noqa: F401,E402
-from . import zeroshot_cmds  # noqa: F401,E402
-from . import hub_cmds  # noqa: F401,E402
-from . import leaderboard_cmds  # noqa: F401,E402
-from . import demo_cmds  # noqa: F401,E402
+# Command modules register themselves on import, in this order (the order of `in21k-bench --help`).
+# isort: off
+from . import catalog_cmds  # noqa: F401
+from . import evaluate_cmds  # noqa: F401
+from . import features_cmds  # noqa: F401
+from . import methods_cmds  # noqa: F401
+from . import zeroshot_cmds  # noqa: F401
+from . import hub_cmds  # noqa: F401
+from . import leaderboard_cmds  # noqa: F401
+from . import demo_cmds  # noqa: F401
+# isort: on
 
 
 def _one_line(msg: str) -> str:
@@ -43,7 +45,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(exc.exit_code) from None
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"error: file system: expected the operation to succeed, found {_one_line(exc.strerror or str(exc))}{where}", file=sys.stderr)
+        print(
+            "error: file system: expected the operation to succeed, found "
+            f"{_one_line(exc.strerror or str(exc))}{where}",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -50,7 +50,10 @@ def list_cmd(
     print("-" * len(head))
     for r in rows:
         fmt = lambda v: "-" if v is None else f"{v:,}"  # noqa: E731
-        print(f"{r['name']:<16} {r['version']:<7} {r['family']:<12} {r['status']:<12} {fmt(r['num_classes']):>7} {fmt(r['num_train']):>11} {fmt(r['num_val']):>8}")
+        print(
+            f"{r['name']:<16} {r['version']:<7} {r['family']:<12} {r['status']:<12} {fmt(r['num_classes']):>7} "
+            f"{fmt(r['num_train']):>11} {fmt(r['num_val']):>8}"
+        )
 
 
 @app.command("info")
@@ -69,7 +72,9 @@ def info_cmd(
     if inputs is not None and d.status != "needs-input":
         from ..errors import InvalidInputError
 
-        raise InvalidInputError(f"info: expected --input only for a needs-input benchmark, found {d.name} with status {d.status}")
+        raise InvalidInputError(
+            f"info: expected --input only for a needs-input benchmark, found {d.name} with status {d.status}"
+        )
     try:
         info = load(name, version, inputs=inputs).info()
     except NeedsInputError as exc:
@@ -83,9 +88,13 @@ def info_cmd(
 
 @app.command("build-manifests")
 def build_manifests_cmd(
-    sources: Optional[Path] = typer.Option(None, help="Raw sources folder (default: $IN21K_SOURCES, else the vendored splits/sources/)."),
+    sources: Optional[Path] = typer.Option(
+        None, help="Raw sources folder (default: $IN21K_SOURCES, else the vendored splits/sources/)."
+    ),
     out: Optional[Path] = typer.Option(None, help="Splits folder to write (default: the package's splits/)."),
-    version: Optional[str] = typer.Option(None, help="Version to build (default: the latest registered). A released version is never changed."),
+    version: Optional[str] = typer.Option(
+        None, help="Version to build (default: the latest registered). A released version is never changed."
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rebuild the manifests deterministically from the raw sources (checks their sha256)."""
@@ -98,7 +107,11 @@ def build_manifests_cmd(
     version = version or versions()[-1]
     index = build_all(out_root=out, sources_dir=sources, version=version)
     benches = index.benchmarks(version)
-    summary = {"version": version, "files": len(index.files(version)), "benchmarks": {k: e["status"] for k, e in benches.items()}}
+    summary = {
+        "version": version,
+        "files": len(index.files(version)),
+        "benchmarks": {k: e["status"] for k, e in benches.items()},
+    }
     if json_out:
         _print_json(summary)
     else:

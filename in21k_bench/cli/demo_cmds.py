@@ -13,15 +13,30 @@ from ._apps import app
 
 @app.command("demo")
 def demo_cmd(
-    preset: str = typer.Option("fine", help="fine: the 155 fine dog labels (well separated, curved classes); coarse: the same simulated rows under coarse-d2's 35 coarse labels."),
-    dataset: str = typer.Option("simulated", help="simulated (SYNTHETIC IN-21K-like features) or digits (scikit-learn's real 8x8 digits)."),
-    benchmark: str = typer.Option("", help="Benchmark whose classes, sizes, labels and tree the simulated features follow (default: the preset's)."),
-    subtree: str = typer.Option("n02084071", help="Keep only classes under this MIIL node (default: dog); '' for the whole benchmark."),
+    preset: str = typer.Option(
+        "fine",
+        help="fine: the 155 fine dog labels (well separated, curved classes); coarse: the same simulated rows under "
+        "coarse-d2's 35 coarse labels.",
+    ),
+    dataset: str = typer.Option(
+        "simulated", help="simulated (SYNTHETIC IN-21K-like features) or digits (scikit-learn's real 8x8 digits)."
+    ),
+    benchmark: str = typer.Option(
+        "",
+        help="Benchmark whose classes, sizes, labels and tree the simulated features follow (default: the preset's).",
+    ),
+    subtree: str = typer.Option(
+        "n02084071", help="Keep only classes under this MIIL node (default: dog); '' for the whole benchmark."
+    ),
     scale: float = typer.Option(0.1, help="Fraction of each class's (estimated) train count to simulate."),
     val_scale: float = typer.Option(0.4, help="Fraction of the 50 val images per class to simulate."),
     dim: int = typer.Option(64, help="Feature dimension of the simulated features."),
-    separation: float = typer.Option(4.0, help="Class-shape model: divides the isotropic class thickness (1 = the simulator's default)."),
-    curve: float = typer.Option(1.5, help="Class-shape model: bend of a class's long direction, radians per std (0 = straight)."),
+    separation: float = typer.Option(
+        4.0, help="Class-shape model: divides the isotropic class thickness (1 = the simulator's default)."
+    ),
+    curve: float = typer.Option(
+        1.5, help="Class-shape model: bend of a class's long direction, radians per std (0 = straight)."
+    ),
     rank: int = typer.Option(1, help="Class-shape model: number of long directions per class (simulator default 4)."),
     methods: str = typer.Option("kmeans,temi,scanv2", help="Comma-separated methods to run."),
     steps: int = typer.Option(1000, help="TEMI optimizer steps (SCANv2: the same number of pairs at its batch 512)."),
@@ -29,7 +44,10 @@ def demo_cmd(
     knn: int = typer.Option(5, help="Neighbours per sample for TEMI / SCANv2 pairs."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    out: Path = typer.Option(None, help="Working folder; completed steps are reused (default runs/demo, runs/demo-coarse for --preset coarse)."),
+    out: Path = typer.Option(
+        None,
+        help="Working folder; completed steps are reused (default runs/demo, runs/demo-coarse for --preset coarse).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable results."),
 ) -> None:
     """Features -> kNN -> k-means / TEMI / SCANv2 -> evaluation on SIMULATED IN-21K features; prints a results table."""
@@ -50,15 +68,26 @@ def demo_cmd(
         knn=knn,
         seed=seed,
         device=device,
-        out=out if out is not None else Path("runs/demo" if dataset == "simulated" and preset == "fine" else f"runs/demo-{preset if dataset == 'simulated' else dataset}"),
+        out=out
+        if out is not None
+        else Path(
+            "runs/demo"
+            if dataset == "simulated" and preset == "fine"
+            else f"runs/demo-{preset if dataset == 'simulated' else dataset}"
+        ),
     )
     rows = run_demo(cfg)
     synthetic = dataset != "digits"
     if json_out:
         info = {"dataset": dataset, "synthetic": synthetic, "results": rows}
         if synthetic:
-            info.update(preset=preset, benchmark=cfg.benchmark, subtree=cfg.subtree, shape=cfg.shape,
-                        note="SYNTHETIC features (in21k_bench.features.simulate); not results on real images")
+            info.update(
+                preset=preset,
+                benchmark=cfg.benchmark,
+                subtree=cfg.subtree,
+                shape=cfg.shape,
+                note="SYNTHETIC features (in21k_bench.features.simulate); not results on real images",
+            )
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return
     if not synthetic:
@@ -66,6 +95,8 @@ def demo_cmd(
     else:
         where = f", subtree {cfg.subtree}" if cfg.subtree else ""
         shape = ", ".join(f"{k} {v:g}" for k, v in cfg.shape.items())
-        title = (f"in21k-bench demo --preset {preset}: {cfg.benchmark} labels{where} -- SIMULATED features "
-                 f"(scale {scale}; class shape: {shape}), not real images")
+        title = (
+            f"in21k-bench demo --preset {preset}: {cfg.benchmark} labels{where} -- SIMULATED features "
+            f"(scale {scale}; class shape: {shape}), not real images"
+        )
     print(format_table(rows, title, synthetic=synthetic))

@@ -16,15 +16,41 @@ from ._apps import app
 
 @app.command("evaluate")
 def evaluate_cmd(
-    preds: Path = typer.Argument(..., help="Predictions: .npy (N,) top-1 / (N, k) ranked / (N, K) probabilities, .parquet/.csv with sample_id, or a folder with top1.npy / top5.npy / probs.npy."),
+    preds: Path = typer.Argument(
+        ...,
+        help="Predictions: .npy (N,) top-1 / (N, k) ranked / (N, K) probabilities, .parquet/.csv with sample_id, or a "
+        "folder with top1.npy / top5.npy / probs.npy.",
+    ),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark name, e.g. in21k, real1k."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Score against your own labels: a .npy of int class ids, one per prediction row (no benchmark needed)."),
-    features: Optional[Path] = typer.Option(None, "--features", help="Score against the labels stored in a feature store's val split (features directory or store)."),
-    version: Optional[str] = typer.Option(None, "--version", help="Manifest version (default: latest; with --benchmark)."),
-    num_clusters: Optional[int] = typer.Option(None, "--num-clusters", "-k", help="K: cluster ids must be < K (default: probability columns, else max(C, largest id + 1))."),
-    val_ids: Optional[Path] = typer.Option(None, "--val-ids", help="Canonical val sample ids (parquet/csv with sample_id) for id-keyed tables on IN-21K benchmarks or with --labels."),
+    labels: Optional[Path] = typer.Option(
+        None,
+        "--labels",
+        help="Score against your own labels: a .npy of int class ids, one per prediction row (no benchmark needed).",
+    ),
+    features: Optional[Path] = typer.Option(
+        None,
+        "--features",
+        help="Score against the labels stored in a feature store's val split (features directory or store).",
+    ),
+    version: Optional[str] = typer.Option(
+        None, "--version", help="Manifest version (default: latest; with --benchmark)."
+    ),
+    num_clusters: Optional[int] = typer.Option(
+        None,
+        "--num-clusters",
+        "-k",
+        help="K: cluster ids must be < K (default: probability columns, else max(C, largest id + 1)).",
+    ),
+    val_ids: Optional[Path] = typer.Option(
+        None,
+        "--val-ids",
+        help="Canonical val sample ids (parquet/csv with sample_id) for id-keyed tables on IN-21K benchmarks or with "
+        "--labels.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Write reliability.png (with probabilities) and per_class_accuracy.png into this folder."),
+    plots: Optional[Path] = typer.Option(
+        None, "--plots", help="Write reliability.png (with probabilities) and per_class_accuracy.png into this folder."
+    ),
 ) -> None:
     """Score predictions on a benchmark (--benchmark), against a labels file (--labels) or a feature
     store's val labels (--features): Hungarian ACC, top-1/top-5 -> 1/L, NMI, ARI, ECE, majority-vote ACC,
@@ -32,8 +58,18 @@ def evaluate_cmd(
     from ..evaluate import evaluate
 
     if version is not None and benchmark is None:
-        raise InvalidInputError(f"evaluate: expected --version only with --benchmark, found --version {version} without it")
-    result = evaluate(preds, benchmark, version=version, num_clusters=num_clusters, labels=labels, features=features, sample_ids=val_ids)
+        raise InvalidInputError(
+            f"evaluate: expected --version only with --benchmark, found --version {version} without it"
+        )
+    result = evaluate(
+        preds,
+        benchmark,
+        version=version,
+        num_clusters=num_clusters,
+        labels=labels,
+        features=features,
+        sample_ids=val_ids,
+    )
     if plots is not None:
         for p in write_plots(result, plots):
             print(f"wrote {p}", file=sys.stderr)
@@ -66,7 +102,15 @@ def write_plots(result, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
         width = edges[1] - edges[0]
         ax.bar(centers, np.nan_to_num(acc), width=width * 0.95, color="#4c72b0", edgecolor="black", label="accuracy")
-        ax.bar(centers, np.nan_to_num(conf - acc), bottom=np.nan_to_num(acc), width=width * 0.95, color="#dd8452", alpha=0.5, label="gap to confidence")
+        ax.bar(
+            centers,
+            np.nan_to_num(conf - acc),
+            bottom=np.nan_to_num(acc),
+            width=width * 0.95,
+            color="#dd8452",
+            alpha=0.5,
+            label="gap to confidence",
+        )
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

@@ -10,7 +10,6 @@ from typing import List, Optional
 import typer
 
 from ._apps import app, features_app, fit_app
-
 from ._common import DEVICE_HELP, open_features_and_benchmark
 
 
@@ -26,16 +25,33 @@ def _print_kv(rows: dict) -> None:
 
 @features_app.command("extract")
 def extract_cmd(
-    images: Path = typer.Option(..., "--images", help="Image folder: <root>/<split>/<class>/<file> (ImageNet-21K-P / ImageNet-1K layout)."),
-    out: Path = typer.Option(..., "--out", help="Features directory to write (<out>/<split>/); a partial one is resumed."),
+    images: Path = typer.Option(
+        ..., "--images", help="Image folder: <root>/<split>/<class>/<file> (ImageNet-21K-P / ImageNet-1K layout)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Features directory to write (<out>/<split>/); a partial one is resumed."
+    ),
     backbone: str = typer.Option(..., "--backbone", help="timm:<model> or open_clip:<arch>:<pretrained tag>."),
-    split: List[str] = typer.Option(["train", "val"], "--split", help="Split folder(s) to extract; '' = the root itself is one class-folder tree."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Take the classes, order and labels from this benchmark's manifest."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Local weights file instead of the library's download."),
-    pretrained: bool = typer.Option(True, "--pretrained/--random-init", help="Load pretrained weights (default) or keep random initialisation."),
+    split: List[str] = typer.Option(
+        ["train", "val"], "--split", help="Split folder(s) to extract; '' = the root itself is one class-folder tree."
+    ),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", help="Take the classes, order and labels from this benchmark's manifest."
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Local weights file instead of the library's download."
+    ),
+    pretrained: bool = typer.Option(
+        True, "--pretrained/--random-init", help="Load pretrained weights (default) or keep random initialisation."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     workers: int = typer.Option(4, "--workers", min=0, help="DataLoader worker processes."),
-    shard_rows: int = typer.Option(65_536, "--shard-rows", min=1, help="Rows per shard (the unit of resume and of work per process; use at least a few shards per process)."),
+    shard_rows: int = typer.Option(
+        65_536,
+        "--shard-rows",
+        min=1,
+        help="Rows per shard (the unit of resume and of work per process; use at least a few shards per process).",
+    ),
     image_size: Optional[int] = typer.Option(None, "--image-size", min=1, help="Override the model's input size."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -45,8 +61,18 @@ def extract_cmd(
     from ..features.extract import extract_features
 
     stores = extract_features(
-        images, out, backbone, splits=split, benchmark=benchmark, checkpoint=checkpoint, pretrained=pretrained,
-        batch_size=batch_size, workers=workers, shard_rows=shard_rows, device=device, image_size=image_size,
+        images,
+        out,
+        backbone,
+        splits=split,
+        benchmark=benchmark,
+        checkpoint=checkpoint,
+        pretrained=pretrained,
+        batch_size=batch_size,
+        workers=workers,
+        shard_rows=shard_rows,
+        device=device,
+        image_size=image_size,
     )
     if not stores:  # a rank other than 0 under torchrun: rank 0 reports
         return
@@ -63,7 +89,9 @@ def simulate_cmd(
     benchmark: str = typer.Option(..., "--benchmark", help="Benchmark whose classes, tree and class sizes to follow."),
     out: Path = typer.Option(..., "--out", help="Features directory to write (train/, val/)."),
     scale: float = typer.Option(0.01, "--scale", help="Train rows per class = real train count x scale."),
-    val_scale: float = typer.Option(1.0, "--val-scale", help="Val rows per class = 50 x val-scale (1.0 matches the benchmark's val split)."),
+    val_scale: float = typer.Option(
+        1.0, "--val-scale", help="Val rows per class = 50 x val-scale (1.0 matches the benchmark's val split)."
+    ),
     min_train: int = typer.Option(2, "--min-train", min=1, help="Floor on train rows per class."),
     dim: int = typer.Option(128, "--dim", min=2),
     seed: int = typer.Option(0, "--seed", min=0),
@@ -72,12 +100,16 @@ def simulate_cmd(
     """Write SYNTHETIC ImageNet-21K-like features for a benchmark (development / embedded default)."""
     from ..features.simulate import simulate_features
 
-    train, val = simulate_features(benchmark, out, scale=scale, val_scale=val_scale, min_train=min_train, dim=dim, seed=seed)
+    train, val = simulate_features(
+        benchmark, out, scale=scale, val_scale=val_scale, min_train=min_train, dim=dim, seed=seed
+    )
     info = {"train": train.info(), "val": val.info()}
     if json_out:
         _print_json(info)
     else:
-        print(f"synthetic features for {benchmark}: train {train.num_rows:,} x {train.dim}, val {val.num_rows:,} -> {out}")
+        print(
+            f"synthetic features for {benchmark}: train {train.num_rows:,} x {train.dim}, val {val.num_rows:,} -> {out}"
+        )
 
 
 @features_app.command("digits")
@@ -124,12 +156,24 @@ def info_cmd(
 
 @app.command("knn")
 def knn_cmd(
-    features: Path = typer.Option(..., "--features", help="A store, or a features directory (its train/ store is used)."),
+    features: Path = typer.Option(
+        ..., "--features", help="A store, or a features directory (its train/ store is used)."
+    ),
     k: int = typer.Option(50, "--k", min=1, help="Neighbours per row (self excluded)."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Mine within this benchmark's rows of a larger store (e.g. tiny on an in21k store)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output .npy (default: <store>/knn-k<k>.npy, or knn-k<k>-<benchmark>.npy for a benchmark's view)."),
-    chunk_rows: int = typer.Option(65_536, "--chunk-rows", min=1, help="Query rows per chunk (the unit of resume and of work per process)."),
-    db_rows: Optional[int] = typer.Option(None, "--db-rows", help="Database rows per block (default: fit 4 GiB of float32)."),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", help="Mine within this benchmark's rows of a larger store (e.g. tiny on an in21k store)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        help="Output .npy (default: <store>/knn-k<k>.npy, or knn-k<k>-<benchmark>.npy for a benchmark's view).",
+    ),
+    chunk_rows: int = typer.Option(
+        65_536, "--chunk-rows", min=1, help="Query rows per chunk (the unit of resume and of work per process)."
+    ),
+    db_rows: Optional[int] = typer.Option(
+        None, "--db-rows", help="Database rows per block (default: fit 4 GiB of float32)."
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -142,11 +186,19 @@ def knn_cmd(
     dist = init(device, engine="faiss")
     store = open_view(features, benchmark, "train")
     out = out or default_knn_path(store, k)
-    result = mine_knn(store, k, out, chunk_rows=chunk_rows, db_rows=db_rows, device=device, dist=dist if dist.enabled else None)
+    result = mine_knn(
+        store, k, out, chunk_rows=chunk_rows, db_rows=db_rows, device=device, dist=dist if dist.enabled else None
+    )
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
-    info = {"out": str(out), "shape": list(result.shape), "dtype": str(result.dtype), "store": str(store.path),
-            "benchmark": getattr(store, "view_name", None) or store.meta.get("benchmark"), "processes": dist.world_size}
+    info = {
+        "out": str(out),
+        "shape": list(result.shape),
+        "dtype": str(result.dtype),
+        "store": str(store.path),
+        "benchmark": getattr(store, "view_name", None) or store.meta.get("benchmark"),
+        "processes": dist.world_size,
+    }
     if json_out:
         _print_json(info)
     else:
@@ -157,12 +209,16 @@ def knn_cmd(
 def fit_kmeans_cmd(
     features: Path = typer.Option(..., "--features", help="Features directory with train/ and val/."),
     out: Path = typer.Option(..., "--out", help="Output folder for top1.npy, top5.npy, centroids.npy, run.json."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="Benchmark (sets K = its number of classes; recorded)."),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", help="Benchmark (sets K = its number of classes; recorded)."
+    ),
     num_clusters: Optional[int] = typer.Option(None, "--num-clusters", "-k", help="K (default: the benchmark's C)."),
     niter: int = typer.Option(20, "--niter", min=1),
     nredo: int = typer.Option(1, "--nredo", min=1),
     seed: int = typer.Option(0, "--seed", min=0),
-    train_size: str = typer.Option("all", "--train-size", help="'all' or a number of train rows (uniform sample with the seed)."),
+    train_size: str = typer.Option(
+        "all", "--train-size", help="'all' or a number of train rows (uniform sample with the seed)."
+    ),
     chunk_rows: int = typer.Option(65_536, "--chunk-rows", min=1),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -175,16 +231,39 @@ def fit_kmeans_cmd(
     if num_clusters is None:
         num_clusters = bench.num_classes if bench is not None else train.meta.get("num_classes")
         if num_clusters is None:
-            raise InvalidInputError("fit kmeans: expected --num-clusters or --benchmark (the store records no number of classes), found neither")
+            raise InvalidInputError(
+                "fit kmeans: expected --num-clusters or --benchmark (the store records no number of classes), found "
+                "neither"
+            )
     if bench is not None and val.num_rows != bench.num_val:
-        print(f"fit kmeans: warning: val has {val.num_rows:,} rows, benchmark {bench.name} has {bench.num_val:,}; "
-              "`evaluate --benchmark` will reject the predictions", file=sys.stderr)
-    extra = {"features": str(features), "benchmark": bench.name if bench is not None else train.meta.get("benchmark"),
-             "benchmark_version": bench.version if bench is not None else train.meta.get("version")}
-    record = run_kmeans(train, val, int(num_clusters), out, niter=niter, nredo=nredo, seed=seed, train_size=train_size,
-                        device=device, chunk_rows=chunk_rows, extra=extra)
+        print(
+            f"fit kmeans: warning: val has {val.num_rows:,} rows, benchmark {bench.name} has {bench.num_val:,}; "
+            "`evaluate --benchmark` will reject the predictions",
+            file=sys.stderr,
+        )
+    extra = {
+        "features": str(features),
+        "benchmark": bench.name if bench is not None else train.meta.get("benchmark"),
+        "benchmark_version": bench.version if bench is not None else train.meta.get("version"),
+    }
+    record = run_kmeans(
+        train,
+        val,
+        int(num_clusters),
+        out,
+        niter=niter,
+        nredo=nredo,
+        seed=seed,
+        train_size=train_size,
+        device=device,
+        chunk_rows=chunk_rows,
+        extra=extra,
+    )
     if json_out:
         _print_json(record)
     else:
-        print(f"kmeans K={record['num_clusters']}: objective {record['objective']:.4f} (mean cosine {record['mean_cosine']:.4f}), "
-              f"{record['num_val']:,} val predictions -> {out}/top1.npy, top5.npy")
+        print(
+            f"kmeans K={record['num_clusters']}: objective {record['objective']:.4f} (mean cosine "
+            f"{record['mean_cosine']:.4f}), "
+            f"{record['num_val']:,} val predictions -> {out}/top1.npy, top5.npy"
+        )

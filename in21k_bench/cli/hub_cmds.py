@@ -19,13 +19,25 @@ def _print_json(obj) -> None:
 @app.command("download")
 def download_cmd(
     name: str = typer.Argument(..., help="Benchmark name, e.g. tiny, p-hzr, clip-1k."),
-    version: Optional[str] = typer.Option(None, "--version", help="Manifest version (default: the latest the package knows)."),
-    relabels: bool = typer.Option(False, "--relabels", help="Also fetch the sample-level relabel files (automatic for p-hzr / leaf-hzr)."),
-    scores: bool = typer.Option(False, "--scores", help="Also fetch the per-class probe-score files (automatic for the model-based sets)."),
-    features: Optional[str] = typer.Option(None, "--features", metavar="MODEL", help="Also fetch the precomputed feature store of this backbone."),
+    version: Optional[str] = typer.Option(
+        None, "--version", help="Manifest version (default: the latest the package knows)."
+    ),
+    relabels: bool = typer.Option(
+        False, "--relabels", help="Also fetch the sample-level relabel files (automatic for p-hzr / leaf-hzr)."
+    ),
+    scores: bool = typer.Option(
+        False, "--scores", help="Also fetch the per-class probe-score files (automatic for the model-based sets)."
+    ),
+    features: Optional[str] = typer.Option(
+        None, "--features", metavar="MODEL", help="Also fetch the precomputed feature store of this backbone."
+    ),
     feature_split: str = typer.Option("both", "--feature-split", help="train, val or both."),
-    repo: Optional[str] = typer.Option(None, "--repo", metavar="ORG/NAME", help="Dataset repository (default: the package's)."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Commit, tag or branch (default: the commit the package pins)."),
+    repo: Optional[str] = typer.Option(
+        None, "--repo", metavar="ORG/NAME", help="Dataset repository (default: the package's)."
+    ),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="Commit, tag or branch (default: the commit the package pins)."
+    ),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub cache (default: HF_HUB_CACHE)."),
     force: bool = typer.Option(False, "--force", help="Replace a different input file already in the inputs folder."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -44,15 +56,32 @@ def download_cmd(
         raise InvalidInputError(f"download: expected --feature-split train, val or both, found {feature_split!r}")
     v = d.version
     repo_id, rev = hub.resolve_repo_and_revision(v, repo, revision)
-    out: dict = {"name": d.name, "version": v, "repo_id": repo_id, "revision": rev, "root": None, "inputs": {}, "features": {}}
+    out: dict = {
+        "name": d.name,
+        "version": v,
+        "repo_id": repo_id,
+        "revision": rev,
+        "root": None,
+        "inputs": {},
+        "features": {},
+    }
     if d.status == "ready":
         out["root"] = str(hub.download_manifest(d.name, v, repo, revision, cache_dir))
     else:
-        out["inputs"].update({k: str(p) for k, p in hub.download_inputs(d.name, v, repo, revision, cache_dir, force=force).items()})
+        out["inputs"].update(
+            {k: str(p) for k, p in hub.download_inputs(d.name, v, repo, revision, cache_dir, force=force).items()}
+        )
     if relabels and d.family != "hzr":
-        out["inputs"].update({k: str(p) for k, p in hub.download_all_inputs("relabels", v, repo, revision, cache_dir, force=force).items()})
+        out["inputs"].update(
+            {
+                k: str(p)
+                for k, p in hub.download_all_inputs("relabels", v, repo, revision, cache_dir, force=force).items()
+            }
+        )
     if scores and d.family != "model-based":
-        out["inputs"].update({k: str(p) for k, p in hub.download_all_inputs("scores", v, repo, revision, cache_dir, force=force).items()})
+        out["inputs"].update(
+            {k: str(p) for k, p in hub.download_all_inputs("scores", v, repo, revision, cache_dir, force=force).items()}
+        )
     if features:
         if feature_split == "both":
             got = hub.download_feature_splits(features, hub.FEATURE_SPLITS, v, repo, revision, cache_dir)
@@ -75,9 +104,15 @@ def publish_cmd(
     repo: str = typer.Option(..., "--repo", metavar="ORG/NAME", help="Dataset repository to publish to."),
     version: str = typer.Option(..., "--version", help="Version to release (must be built; its tag must not exist)."),
     relabels: Optional[Path] = typer.Option(None, "--relabels", help="Folder with p-hzr.parquet / leaf-hzr.parquet."),
-    scores: Optional[Path] = typer.Option(None, "--scores", help="Folder with <model>.parquet or scores-<model>.parquet."),
-    features: Optional[Path] = typer.Option(None, "--features", help="Folder with <backbone>/<train|val>/ feature stores."),
-    splits_root: Optional[Path] = typer.Option(None, "--splits", help="Splits folder with index.json (default: the package's)."),
+    scores: Optional[Path] = typer.Option(
+        None, "--scores", help="Folder with <model>.parquet or scores-<model>.parquet."
+    ),
+    features: Optional[Path] = typer.Option(
+        None, "--features", help="Folder with <backbone>/<train|val>/ feature stores."
+    ),
+    splits_root: Optional[Path] = typer.Option(
+        None, "--splits", help="Splits folder with index.json (default: the package's)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and list what would be uploaded; write nothing."),
     no_record: bool = typer.Option(False, "--no-record", help="Do not write the released commit into the index."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),

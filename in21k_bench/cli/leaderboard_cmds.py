@@ -22,25 +22,38 @@ def _root(root: Optional[Path]) -> Path:
 
 @app.command("submit")
 def submit_cmd(
-    preds: List[Path] = typer.Argument(..., help="One prediction file per run (seed); each is scored by the evaluator."),
+    preds: List[Path] = typer.Argument(
+        ..., help="One prediction file per run (seed); each is scored by the evaluator."
+    ),
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark name, e.g. imbalanced-2k."),
     method: str = typer.Option(..., "--method", "-m", help="Method name as displayed, e.g. 'TEMI'."),
     version: Optional[str] = typer.Option(None, help="Benchmark version (default: latest)."),
     backbone: str = typer.Option("unspecified", help="Feature backbone, e.g. 'iBOT ViT-L (IN-21K)'."),
     slug: Optional[str] = typer.Option(None, help="File name stem (default: slug of method + backbone)."),
-    authors: List[str] = typer.Option([], "--authors", "--author", help="Author (repeat for several, or comma-separated)."),
+    authors: List[str] = typer.Option(
+        [], "--authors", "--author", help="Author (repeat for several, or comma-separated)."
+    ),
     paper_url: Optional[str] = typer.Option(None, help="Paper URL (http/https)."),
     code_url: Optional[str] = typer.Option(None, help="Code URL (http/https)."),
     notes: Optional[str] = typer.Option(None, help="Free-text notes shown with the entry."),
-    supervised: bool = typer.Option(False, "--supervised", help="Mark as a supervised upper bound (e.g. linear probe)."),
+    supervised: bool = typer.Option(
+        False, "--supervised", help="Mark as a supervised upper bound (e.g. linear probe)."
+    ),
     root: Optional[Path] = typer.Option(None, help=_ROOT_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing submission with the same slug."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Evaluate and print the record without writing it."),
     copy_predictions: bool = typer.Option(
-        False, "--copy-predictions", help="Copy the prediction files beside the entry (submissions/<benchmark>/<slug>/) so `leaderboard check` can re-score them."
+        False,
+        "--copy-predictions",
+        help="Copy the prediction files beside the entry (submissions/<benchmark>/<slug>/) so `leaderboard check` can "
+        "re-score them.",
     ),
     prediction_urls: List[str] = typer.Option(
-        [], "--predictions-url", metavar="URL", help="Where each run's file is published (repeat once per run, in order): https://... or hf://datasets/ORG/NAME@REV/PATH; `check --fetch` downloads them."
+        [],
+        "--predictions-url",
+        metavar="URL",
+        help="Where each run's file is published (repeat once per run, in order): https://... or "
+        "hf://datasets/ORG/NAME@REV/PATH; `check --fetch` downloads them.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
@@ -75,8 +88,8 @@ def submit_cmd(
         outside = [p for p in preds if not Path(p).resolve().is_relative_to(repo)]
         if outside:
             print(
-                f"note: {len(outside)} prediction file(s) are outside {repo}; `leaderboard check` elsewhere cannot re-score "
-                "them and will refuse the entry: use --copy-predictions or --predictions-url",
+                f"note: {len(outside)} prediction file(s) are outside {repo}; `leaderboard check` elsewhere cannot "
+                "re-score them and will refuse the entry: use --copy-predictions or --predictions-url",
                 file=sys.stderr,
             )
     if json_out:
@@ -111,11 +124,22 @@ def build_cmd(
 @leaderboard_app.command("check")
 def check_cmd(
     root: Optional[Path] = typer.Option(None, help=_ROOT_HELP),
-    no_reevaluate: bool = typer.Option(False, "--no-reevaluate", help="Skip re-scoring prediction files (their presence is still required)."),
-    no_rendered: bool = typer.Option(False, "--no-rendered", help="Do not require README.md / site/index.html to be up to date."),
-    fetch: bool = typer.Option(False, "--fetch", help="Download remote prediction files (URL / hf:// path), check their sha256 and re-score them."),
+    no_reevaluate: bool = typer.Option(
+        False, "--no-reevaluate", help="Skip re-scoring prediction files (their presence is still required)."
+    ),
+    no_rendered: bool = typer.Option(
+        False, "--no-rendered", help="Do not require README.md / site/index.html to be up to date."
+    ),
+    fetch: bool = typer.Option(
+        False,
+        "--fetch",
+        help="Download remote prediction files (URL / hf:// path), check their sha256 and re-score them.",
+    ),
     downgrade: bool = typer.Option(
-        False, "--downgrade", help="First mark 'unchecked' every verified entry whose prediction files are missing (rewrites them; rebuild the page after)."
+        False,
+        "--downgrade",
+        help="First mark 'unchecked' every verified entry whose prediction files are missing (rewrites them; rebuild "
+        "the page after).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print {ok, problems, counts} as JSON."),
 ) -> None:
@@ -130,7 +154,10 @@ def check_cmd(
             print(f"downgraded to unchecked: {p}", file=sys.stderr)
     report = run_checks(r, reevaluate=not no_reevaluate, check_rendered=not no_rendered, fetch=fetch)
     if json_out:
-        counts = {k: getattr(report, k) for k in ("submissions", "verified", "rescored", "rescored_runs", "remote_not_fetched")}
+        counts = {
+            k: getattr(report, k)
+            for k in ("submissions", "verified", "rescored", "rescored_runs", "remote_not_fetched")
+        }
         sys.stdout.write(json.dumps({"ok": report.ok, "problems": report.problems, **counts}, indent=2) + "\n")
     for p in report.problems:
         print(f"error: {p}", file=sys.stderr)

@@ -30,19 +30,37 @@ def _splits(value: str) -> list[str]:
 
 @app.command("relabel")
 def relabel_cmd(
-    mode: str = typer.Option(..., "--mode", help="p-hzr (children + current class compete) or leaf-hzr (walk to a leaf)."),
+    mode: str = typer.Option(
+        ..., "--mode", help="p-hzr (children + current class compete) or leaf-hzr (walk to a leaf)."
+    ),
     root: Path = typer.Option(..., "--root", help="Local ImageNet-21K-P copy: <root>/train|val/<wnid>/<file>."),
-    model: str = typer.Option(..., "--model", help="open_clip model name, e.g. ViT-bigG-14 (or hf-hub:..., local-dir:...)."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip pretrained tag or a local checkpoint file; omitted = random weights (testing only)."),
-    out: Path = typer.Option(..., "--out", help="Relabel manifest to write (.parquet); the summary goes to <out stem>.summary.json."),
+    model: str = typer.Option(
+        ..., "--model", help="open_clip model name, e.g. ViT-bigG-14 (or hf-hub:..., local-dir:...)."
+    ),
+    pretrained: Optional[str] = typer.Option(
+        None,
+        "--pretrained",
+        help="open_clip pretrained tag or a local checkpoint file; omitted = random weights (testing only).",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Relabel manifest to write (.parquet); the summary goes to <out stem>.summary.json."
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
     num_workers: int = typer.Option(4, "--num-workers", min=0, help="DataLoader workers for image decoding."),
     chunk_rows: int = typer.Option(65536, "--chunk-rows", min=1, help="Samples per resumable chunk."),
     splits: str = typer.Option("train,val", "--splits", help="Comma-separated splits to relabel."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Resumable work area (default: <out>.work)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default: $IN21K_BENCH_CACHE/clip_text or ~/.cache/in21k_bench/clip_text)."),
-    features: Optional[Path] = typer.Option(None, "--features", help="Feature directory (train/ val/ stores) made with the same model; skips image encoding."),
+    cache_dir: Optional[Path] = typer.Option(
+        None,
+        "--cache-dir",
+        help="Text-embedding cache (default: $IN21K_BENCH_CACHE/clip_text or ~/.cache/in21k_bench/clip_text).",
+    ),
+    features: Optional[Path] = typer.Option(
+        None,
+        "--features",
+        help="Feature directory (train/ val/ stores) made with the same model; skips image encoding.",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its work area."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -52,9 +70,22 @@ def relabel_cmd(
 
     if pretrained is None:
         print("warning: no --pretrained given: using randomly initialised weights (for testing only)", file=sys.stderr)
-    summary = relabel(root, mode, out, model=model, pretrained=pretrained, device=device, splits=_splits(splits),
-                      batch_size=batch_size, num_workers=num_workers, chunk_rows=chunk_rows, work_dir=work_dir,
-                      cache_dir=cache_dir, resume=resume, features=str(features) if features else None)
+    summary = relabel(
+        root,
+        mode,
+        out,
+        model=model,
+        pretrained=pretrained,
+        device=device,
+        splits=_splits(splits),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        chunk_rows=chunk_rows,
+        work_dir=work_dir,
+        cache_dir=cache_dir,
+        resume=resume,
+        features=str(features) if features else None,
+    )
     if summary is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     short = {k: v for k, v in summary.items() if k not in _BIG_KEYS}
@@ -63,9 +94,11 @@ def relabel_cmd(
     if json_out:
         _print_json(short)
         return
-    print(f"{mode}: {summary['samples_moved']:,} of {summary['num_samples']:,} samples moved; "
-          f"classes {summary['num_classes_before']:,} -> {summary['num_classes_after']:,} "
-          f"({len(summary['classes_vanished']):,} vanished)")
+    print(
+        f"{mode}: {summary['samples_moved']:,} of {summary['num_samples']:,} samples moved; "
+        f"classes {summary['num_classes_before']:,} -> {summary['num_classes_after']:,} "
+        f"({len(summary['classes_vanished']):,} vanished)"
+    )
     print(f"manifest: {out}")
     print(f"summary:  {summary_path(out)}")
 
@@ -74,12 +107,24 @@ def relabel_cmd(
 def zeroshot_cmd(
     root: Path = typer.Option(..., "--root", help="Image folder: <root>/<split>/<wnid>/<file>."),
     model: str = typer.Option(..., "--model", help="open_clip model name."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip pretrained tag or checkpoint file; omitted = random weights (testing only)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: results.json, predictions.parquet, reliability-<mode>.png."),
+    pretrained: Optional[str] = typer.Option(
+        None,
+        "--pretrained",
+        help="open_clip pretrained tag or checkpoint file; omitted = random weights (testing only).",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder: results.json, predictions.parquet, reliability-<mode>.png."
+    ),
     split: str = typer.Option("val", "--split", help="Split to classify."),
     modes: str = typer.Option("all,level,siblings", "--modes", help="Comma-separated: all, level, siblings."),
-    classes: str = typer.Option("all", "--classes", help="Candidate universe: all (10,450 classes) or present (classes with images)."),
-    lemma_choice: str = typer.Option("auto", "--lemma-choice", help="auto (votes of a relabel run, else first lemma) | vote (vote on these images) | first."),
+    classes: str = typer.Option(
+        "all", "--classes", help="Candidate universe: all (10,450 classes) or present (classes with images)."
+    ),
+    lemma_choice: str = typer.Option(
+        "auto",
+        "--lemma-choice",
+        help="auto (votes of a relabel run, else first lemma) | vote (vote on these images) | first.",
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     num_workers: int = typer.Option(4, "--num-workers", min=0),
@@ -95,14 +140,29 @@ def zeroshot_cmd(
 
     if pretrained is None:
         print("warning: no --pretrained given: using randomly initialised weights (for testing only)", file=sys.stderr)
-    res = zeroshot(root, out, model=model, pretrained=pretrained, split=split,
-                   modes=[m.strip() for m in modes.split(",") if m.strip()], classes=classes, lemma_choice=lemma_choice,
-                   device=device, batch_size=batch_size, num_workers=num_workers, chunk_rows=chunk_rows,
-                   cache_dir=cache_dir, resume=resume, features=str(features) if features else None)
+    res = zeroshot(
+        root,
+        out,
+        model=model,
+        pretrained=pretrained,
+        split=split,
+        modes=[m.strip() for m in modes.split(",") if m.strip()],
+        classes=classes,
+        lemma_choice=lemma_choice,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        chunk_rows=chunk_rows,
+        cache_dir=cache_dir,
+        resume=resume,
+        features=str(features) if features else None,
+    )
     if res is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if json_out:
-        _print_json({**res, "modes": {m: {k: v for k, v in r.items() if k != "reliability"} for m, r in res["modes"].items()}})
+        _print_json(
+            {**res, "modes": {m: {k: v for k, v in r.items() if k != "reliability"} for m, r in res["modes"].items()}}
+        )
         return
     print(f"{'mode':<10} {'accuracy':>9} {'mean conf':>10} {'ECE':>7} {'fallback':>9}")
     for m, r in res["modes"].items():

@@ -43,14 +43,31 @@ def write_digits(out_dir: str | os.PathLike) -> tuple[FeatureStore, FeatureStore
     for split, (x, y, idx) in digits_split().items():
         ids = np.array([f"digits/{split}/{i:04d}" for i in idx], dtype=object)
         stores.append(
-            write_store(out / split, x, ids, y, backbone="pixels:sklearn-digits", split=split, benchmark="digits",
-                        num_classes=10, synthetic=False, note="scikit-learn load_digits, 8x8 pixels as features")
+            write_store(
+                out / split,
+                x,
+                ids,
+                y,
+                backbone="pixels:sklearn-digits",
+                split=split,
+                benchmark="digits",
+                num_classes=10,
+                synthetic=False,
+                note="scikit-learn load_digits, 8x8 pixels as features",
+            )
         )
     return stores[0], stores[1]
 
 
-def write_digit_images(root: str | os.PathLike, per_class: int, *, classes: list[str] | None = None, splits=("train", "val"),
-                       size: int = 32, val_per_class: int | None = None) -> int:
+def write_digit_images(
+    root: str | os.PathLike,
+    per_class: int,
+    *,
+    classes: list[str] | None = None,
+    splits=("train", "val"),
+    size: int = 32,
+    val_per_class: int | None = None,
+) -> int:
     """Write real digits images as JPEGs in an image-folder layout ``<root>/<split>/<class>/<file>.JPEG``
     (for tests and benchmarks of the image pipelines: real pixels, no download).
 
@@ -74,6 +91,8 @@ def write_digit_images(root: str | os.PathLike, per_class: int, *, classes: list
             for i in range(count):
                 img = d.images[pool[(i + si * 7 + j // 10) % len(pool)]]
                 arr = np.clip(img * (255.0 / 16.0), 0, 255).astype(np.uint8)
-                Image.fromarray(arr).resize((size, size), Image.BILINEAR).convert("RGB").save(folder / f"{name}_{i:05d}.JPEG", quality=90)
+                Image.fromarray(arr).resize((size, size), Image.BILINEAR).convert("RGB").save(
+                    folder / f"{name}_{i:05d}.JPEG", quality=90
+                )
                 n += 1
     return n

@@ -32,7 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..distributed import Dist, fault_point, init as init_distributed, my_units
+from ..distributed import Dist, fault_point, my_units
+from ..distributed import init as init_distributed
 from ..errors import In21kError, InvalidInputError
 from ..fileio import atomic_path, check_output_dir, write_json
 from .parts import ShardedBuild
@@ -68,7 +69,13 @@ class _Embedder:
         return self.model(x)
 
 
-def load_backbone(backbone: str, checkpoint: str | os.PathLike | None = None, pretrained: bool = True, device: str = "cpu", image_size: int | None = None):
+def load_backbone(
+    backbone: str,
+    checkpoint: str | os.PathLike | None = None,
+    pretrained: bool = True,
+    device: str = "cpu",
+    image_size: int | None = None,
+):
     """Return ``(embedder, transform, dim)`` for a backbone name (see module docstring)."""
     lib, name, tag = parse_backbone(backbone)
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -80,13 +87,25 @@ def load_backbone(backbone: str, checkpoint: str | os.PathLike | None = None, pr
     except In21kError:
         raise
     except pickle.UnpicklingError:
-        raise InvalidInputError(f"backbone: expected {checkpoint} to be a plain weights checkpoint for {backbone}, found a file torch.load(weights_only=True) refuses (never unpickled)") from None
+        raise InvalidInputError(
+            f"backbone: expected {checkpoint} to be a plain weights checkpoint for {backbone}, found a file "
+            "torch.load(weights_only=True) refuses (never unpickled)"
+        ) from None
     except (RuntimeError, OSError, ValueError, EOFError, KeyError) as exc:
-        what = f"checkpoint {checkpoint}" if checkpoint is not None else ("pretrained weights" if pretrained else "random weights")
-        raise InvalidInputError(f"backbone: expected to build {backbone} with {what}, found {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        what = (
+            f"checkpoint {checkpoint}"
+            if checkpoint is not None
+            else ("pretrained weights" if pretrained else "random weights")
+        )
+        raise InvalidInputError(
+            f"backbone: expected to build {backbone} with {what}, found {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}"
+        ) from None
 
 
-def _load_backbone(lib: str, name: str, tag: str | None, checkpoint, pretrained: bool, device: str, image_size: int | None):
+def _load_backbone(
+    lib: str, name: str, tag: str | None, checkpoint, pretrained: bool, device: str, image_size: int | None
+):
     import torch
 
     if checkpoint is None and not pretrained:
@@ -134,8 +153,14 @@ def _batches(ds, rows: np.ndarray, batch_size: int, workers: int, pin: bool):
     """Tensors of ``ds`` at positions ``rows`` (in that order), batch by batch."""
     from torch.utils.data import DataLoader, Subset
 
-    loader = DataLoader(Subset(ds, rows.tolist()), batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=pin, persistent_workers=False)
+    loader = DataLoader(
+        Subset(ds, rows.tolist()),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=False,
+    )
     for xb, _ in loader:
         yield xb
 
@@ -168,7 +193,9 @@ def extract_split(
     ids = np.asarray(ds.sample_ids, dtype=object)
     labels = np.asarray(ds.labels, dtype=np.int64) if with_labels else None
     build = ShardedBuild(out_dir, n, shard_rows)
-    complete = dist.main_first(build.prepare, ids, dim, backbone, has_labels=with_labels, split=split, benchmark=benchmark, version=version)
+    complete = dist.main_first(
+        build.prepare, ids, dim, backbone, has_labels=with_labels, split=split, benchmark=benchmark, version=version
+    )
     if complete:
         if dist.is_main:
             _log(f"{out_dir}: already complete ({n:,} rows)")
@@ -182,8 +209,16 @@ def extract_split(
     dev = dist.device
     use_amp = dev.startswith("cuda")
     what = f"extract {split or ''}".strip() + (f" [rank {dist.rank}/{dist.world_size}]" if dist.enabled else "")
-    bar = tqdm(total=len(rows), desc=what, unit="img", unit_scale=True, file=sys.stderr, disable=None if dist.is_main else True,
-               dynamic_ncols=True, smoothing=0.05)
+    bar = tqdm(
+        total=len(rows),
+        desc=what,
+        unit="img",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=None if dist.is_main else True,
+        dynamic_ncols=True,
+        smoothing=0.05,
+    )
     t0 = time.perf_counter()
     buf: list[np.ndarray] = []
     have, k = 0, 0  # rows buffered for shard mine[k]
@@ -207,8 +242,10 @@ def extract_split(
     bar.close()
     dt = time.perf_counter() - t0
     if len(rows):
-        _log(f"{out_dir}: {len(rows):,} images in {dt:.1f}s ({len(rows) / max(dt, 1e-9):.1f} img/s)"
-             + (f" on rank {dist.rank}" if dist.enabled else ""))
+        _log(
+            f"{out_dir}: {len(rows):,} images in {dt:.1f}s ({len(rows) / max(dt, 1e-9):.1f} img/s)"
+            + (f" on rank {dist.rank}" if dist.enabled else "")
+        )
     dist.barrier()  # every shard is on disk
     dist.main_first(lambda: (build.assemble(), None)[1])
     return FeatureStore.open(out_dir) if dist.is_main else None
@@ -252,23 +289,41 @@ def extract_features(
     missing = [s for s in splits if s and not (root / s).is_dir()]
     if missing:
         found = sorted(p.name for p in root.iterdir() if p.is_dir())
-        raise InvalidInputError(f"extract: expected split folders {', '.join(missing)} under {root}, found {found[:10]}")
+        raise InvalidInputError(
+            f"extract: expected split folders {', '.join(missing)} under {root}, found {found[:10]}"
+        )
     out = Path(out_dir)
     class_names = None
     if bench is None:
         class_names = dist.main_first(_class_folders, root, splits, out)
-    embedder, transform, dim = load_backbone(backbone, checkpoint=checkpoint, pretrained=pretrained, device=dev, image_size=image_size)
+    embedder, transform, dim = load_backbone(
+        backbone, checkpoint=checkpoint, pretrained=pretrained, device=dev, image_size=image_size
+    )
     if dist.is_main:
-        _log(f"backbone {backbone} (dim {dim}, {'checkpoint ' + str(checkpoint) if checkpoint else ('pretrained' if pretrained else 'random init')}) on {dev}"
-             + (f", {dist.world_size} processes" if dist.enabled else ""))
+        _log(
+            f"backbone {backbone} (dim {dim}, "
+            f"{'checkpoint ' + str(checkpoint) if checkpoint else ('pretrained' if pretrained else 'random init')}) on "
+            f"{dev}" + (f", {dist.world_size} processes" if dist.enabled else "")
+        )
     stores = {}
     for s in splits:
         store_dir = out / s if s else out
-        ds = _shared_listing(dist, store_dir, root / s, lambda s=s: list_split(root, s or None, bench, class_names, transform), transform)
+        ds = _shared_listing(
+            dist, store_dir, root / s, lambda s=s: list_split(root, s or None, bench, class_names, transform), transform
+        )
         stores[s or "all"] = extract_split(
-            ds, store_dir, embedder, dim, backbone, dist=dist,
-            split=s or None, benchmark=benchmark, version=bench.version if bench is not None else None,
-            batch_size=batch_size, workers=workers, shard_rows=shard_rows,
+            ds,
+            store_dir,
+            embedder,
+            dim,
+            backbone,
+            dist=dist,
+            split=s or None,
+            benchmark=benchmark,
+            version=bench.version if bench is not None else None,
+            batch_size=batch_size,
+            workers=workers,
+            shard_rows=shard_rows,
         )
         if dist.is_main:
             (store_dir / LISTING).unlink(missing_ok=True)
@@ -290,7 +345,8 @@ def _class_folders(root: Path, splits: Sequence[str], out: Path) -> list[str]:
 
 
 def _shared_listing(dist: Dist, store_dir: Path, where: Path, make, transform):
-    """The split's image list, made once on rank 0 and read by the other ranks from ``<store>/build-samples.parquet``."""
+    """The split's image list, made once on rank 0 and read by the other ranks from
+    ``<store>/build-samples.parquet``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -72,8 +72,13 @@ class ShardedBuild:
 
         ``fields``: split, benchmark, version and any extra meta keys (written on creation)."""
         ensure_dir(self.path, "feature store")
-        want = {"dim": int(dim), "backbone": backbone, "shard_rows": self.shard_rows,
-                "build_rows": self.num_rows, "sample_ids_sha256": ids_digest(sample_ids)}
+        want = {
+            "dim": int(dim),
+            "backbone": backbone,
+            "shard_rows": self.shard_rows,
+            "build_rows": self.num_rows,
+            "sample_ids_sha256": ids_digest(sample_ids),
+        }
         meta_file = self.path / META
         if meta_file.is_file():
             meta = read_meta(self.path)
@@ -83,21 +88,39 @@ class ShardedBuild:
                 if store.num_rows != self.num_rows or not np.array_equal(ids, np.asarray(sample_ids, dtype=object)):
                     raise InvalidInputError(
                         f"extract: {self.path} is a complete store of {store.num_rows:,} rows for another image list "
-                        f"(this one has {self.num_rows:,}); use another --out")
+                        f"(this one has {self.num_rows:,}); use another --out"
+                    )
                 if store.dim != want["dim"] or store.backbone != backbone:
-                    raise InvalidInputError(f"extract: {self.path} is a complete store of {store.backbone} (dim {store.dim}), expected {backbone} (dim {dim}); use another --out")
+                    raise InvalidInputError(
+                        f"extract: {self.path} is a complete store of {store.backbone} (dim {store.dim}), expected "
+                        f"{backbone} (dim {dim}); use another --out"
+                    )
                 return True
             for key, value in want.items():
                 if meta.get(key) != value:
                     what = "image list" if key in ("build_rows", "sample_ids_sha256") else key
                     raise InvalidInputError(
-                        f"extract: resuming {self.path} needs the same {what}; expected {value!r}, found {meta.get(key)!r} "
-                        "(re-run with the original arguments, or use another --out)")
+                        f"extract: resuming {self.path} needs the same {what}; expected {value!r}, found "
+                        f"{meta.get(key)!r} (re-run with the original arguments, or use another --out)"
+                    )
             return False
-        meta = {"format_version": FORMAT_VERSION, "backbone": backbone, "dim": int(dim), "dtype": "float16",
-                "shard_rows": self.shard_rows, "split": fields.pop("split", None), "benchmark": fields.pop("benchmark", None),
-                "version": fields.pop("version", None), "shards": [], "num_rows": 0, "has_labels": bool(has_labels),
-                "complete": False, "build_rows": self.num_rows, "sample_ids_sha256": want["sample_ids_sha256"], **fields}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "backbone": backbone,
+            "dim": int(dim),
+            "dtype": "float16",
+            "shard_rows": self.shard_rows,
+            "split": fields.pop("split", None),
+            "benchmark": fields.pop("benchmark", None),
+            "version": fields.pop("version", None),
+            "shards": [],
+            "num_rows": 0,
+            "has_labels": bool(has_labels),
+            "complete": False,
+            "build_rows": self.num_rows,
+            "sample_ids_sha256": want["sample_ids_sha256"],
+            **fields,
+        }
         for f in self.path.glob("shard-*"):  # leftovers of an unrelated, never-recorded build
             f.unlink()
         write_json(meta_file, meta)
@@ -112,8 +135,10 @@ class ShardedBuild:
         wait_for(files, timeout if self.missing() else 0.0)
         missing = self.missing()
         if missing:
-            raise InvalidInputError(f"extract: expected every shard of {self.path} finished before assembly, found {len(missing)} missing "
-                                    f"(first: {shard_name(missing[0])}); re-run the same command to finish them")
+            raise InvalidInputError(
+                f"extract: expected every shard of {self.path} finished before assembly, found {len(missing)} missing "
+                f"(first: {shard_name(missing[0])}); re-run the same command to finish them"
+            )
         meta = json.loads((self.path / META).read_text(encoding="utf-8"))
         shards = []
         for i in range(self.num_shards):
@@ -127,7 +152,11 @@ class ShardedBuild:
 
     # --- any rank -----------------------------------------------------------------------------------
     def is_done(self, i: int) -> bool:
-        return (self.path / done_name(i)).is_file() and (self.path / shard_name(i)).is_file() and (self.path / ids_name(i)).is_file()
+        return (
+            (self.path / done_name(i)).is_file()
+            and (self.path / shard_name(i)).is_file()
+            and (self.path / ids_name(i)).is_file()
+        )
 
     def missing(self) -> list[int]:
         return [i for i in range(self.num_shards) if not self.is_done(i)]
@@ -138,15 +167,24 @@ class ShardedBuild:
             if not self.is_done(i):
                 continue
             a, b = self.rows(i)
-            got = pq.read_table(self.path / ids_name(i), columns=["sample_id"]).column("sample_id").to_numpy(zero_copy_only=False)
+            got = (
+                pq.read_table(self.path / ids_name(i), columns=["sample_id"])
+                .column("sample_id")
+                .to_numpy(zero_copy_only=False)
+            )
             if len(got) != b - a or not np.array_equal(got.astype(object), sample_ids[a:b]):
-                raise InvalidInputError(f"extract: {self.path / shard_name(i)} holds other sample ids than rows {a:,}-{b:,} of this image list; use another --out")
+                raise InvalidInputError(
+                    f"extract: {self.path / shard_name(i)} holds other sample ids than rows {a:,}-{b:,} of this image "
+                    "list; use another --out"
+                )
 
     def write_shard(self, i: int, x: np.ndarray, sample_ids: Sequence[str], labels: Sequence[int] | None) -> None:
         a, b = self.rows(i)
         x = np.asarray(x)
         if x.ndim != 2 or len(x) != b - a or len(sample_ids) != b - a:
-            raise InvalidInputError(f"feature store build: expected shard {i} with {b - a} rows, found {x.shape} and {len(sample_ids)} ids")
+            raise InvalidInputError(
+                f"feature store build: expected shard {i} with {b - a} rows, found {x.shape} and {len(sample_ids)} ids"
+            )
         if not np.isfinite(x).all():
             raise InvalidInputError(f"feature store build: expected finite features, found NaN or inf in shard {i}")
         cols = {"sample_id": pa.array([str(s) for s in sample_ids], type=pa.string())}

@@ -60,8 +60,16 @@ class SimParams:
     curve: float = 0.0  # bend of the first long direction, radians per standard deviation (0: straight)
 
     def __post_init__(self) -> None:
-        bad = [f"{k}={getattr(self, k)}" for k in ("sigma", "aniso", "separation") if not (np.isfinite(getattr(self, k)) and getattr(self, k) > 0)]
-        bad += [f"{k}={getattr(self, k)}" for k in ("s_mode", "curve") if not (np.isfinite(getattr(self, k)) and getattr(self, k) >= 0)]
+        bad = [
+            f"{k}={getattr(self, k)}"
+            for k in ("sigma", "aniso", "separation")
+            if not (np.isfinite(getattr(self, k)) and getattr(self, k) > 0)
+        ]
+        bad += [
+            f"{k}={getattr(self, k)}"
+            for k in ("s_mode", "curve")
+            if not (np.isfinite(getattr(self, k)) and getattr(self, k) >= 0)
+        ]
         if int(self.rank) < 1 or int(self.max_modes) < 1 or int(self.dim) < 1 or (self.curve > 0 and int(self.dim) < 2):
             bad.append(f"rank={self.rank}, max_modes={self.max_modes}, dim={self.dim}")
         if bad:
@@ -144,7 +152,9 @@ def _class_table(benchmark, subtree: str | None = None) -> tuple[pd.DataFrame, l
         root = tax.index(subtree)
         inside = np.array([root in tax.path(tax.index(w)) for w in sc["wnid"]], dtype=bool)
         if not inside.any():
-            raise InvalidInputError(f"simulate: expected classes of {benchmark.name} under {subtree} ({tax.names[root]}), found none")
+            raise InvalidInputError(
+                f"simulate: expected classes of {benchmark.name} under {subtree} ({tax.names[root]}), found none"
+            )
         sc = sc[inside].reset_index(drop=True)
         kept, new_label = np.unique(sc["label"].to_numpy(), return_inverse=True)
         sc["label"] = new_label.astype(np.int64)
@@ -178,7 +188,9 @@ def simulate_features(
     from ..benchmark import load
 
     if not (np.isfinite(scale) and np.isfinite(val_scale) and scale > 0 and val_scale > 0):
-        raise InvalidInputError(f"simulate: expected finite scale > 0 and val_scale > 0, found scale={scale}, val_scale={val_scale}")
+        raise InvalidInputError(
+            f"simulate: expected finite scale > 0 and val_scale > 0, found scale={scale}, val_scale={val_scale}"
+        )
     if min_train < 1:
         raise InvalidInputError(f"simulate: expected min_train >= 1, found {min_train}")
     if params is None and (int(dim) < 1 or int(seed) < 0):
@@ -209,10 +221,26 @@ def simulate_features(
     }
     stores = []
     for split_id, split in enumerate(("train", "val")):
-        w = FeatureStoreWriter(out / split, p.dim, f"synthetic:{GENERATOR}", shard_rows=shard_rows, split=split,
-                               benchmark=b.name, version=b.version, extra=extra, overwrite=True)
+        w = FeatureStoreWriter(
+            out / split,
+            p.dim,
+            f"synthetic:{GENERATOR}",
+            shard_rows=shard_rows,
+            split=split,
+            benchmark=b.name,
+            version=b.version,
+            extra=extra,
+            overwrite=True,
+        )
         total = int(counts[split].sum())
-        bar = tqdm(total=total, desc=f"simulate {split}", unit="rows", unit_scale=True, file=sys.stderr, disable=None if progress else True)
+        bar = tqdm(
+            total=total,
+            desc=f"simulate {split}",
+            unit="rows",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=None if progress else True,
+        )
         for wnid, label, n in zip(classes["wnid"], classes["label"], counts[split]):
             x = gen.sample(wnid, int(n), split_id)
             ids = np.array([f"{split}/{wnid}/sim_{i:07d}" for i in range(int(n))], dtype=object)

@@ -76,9 +76,13 @@ def read_meta(path: Path) -> dict:
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"feature store: expected valid JSON in {f}, found a parse error ({exc.msg})") from None
     except UnicodeDecodeError:
-        raise InvalidInputError(f"feature store: expected UTF-8 JSON text in {f}, found binary or non-UTF-8 bytes") from None
+        raise InvalidInputError(
+            f"feature store: expected UTF-8 JSON text in {f}, found binary or non-UTF-8 bytes"
+        ) from None
     except OSError as exc:
-        raise InvalidInputError(f"feature store: expected a readable {META} in {path}, found {exc.strerror or exc.__class__.__name__}") from None
+        raise InvalidInputError(
+            f"feature store: expected a readable {META} in {path}, found {exc.strerror or exc.__class__.__name__}"
+        ) from None
     if not isinstance(meta, dict):
         raise InvalidInputError(f"feature store: expected a JSON object in {f}, found {type(meta).__name__}")
     for key in ("dim", "shards", "backbone"):
@@ -102,7 +106,8 @@ def read_meta(path: Path) -> dict:
         )
         if not ok:
             raise InvalidInputError(
-                f"feature store: expected shard {i} in {f} as {{file: <name in the store folder>, rows: int >= 0, sha256}}, found {str(sh)[:120]}"
+                f"feature store: expected shard {i} in {f} as {{file: <name in the store folder>, rows: int >= 0, "
+                f"sha256}}, found {str(sh)[:120]}"
             )
     return meta
 
@@ -141,8 +146,10 @@ class FeatureStore:
             )
         store = cls(path, meta)
         if int(meta.get("num_rows", store.num_rows)) != store.num_rows:
-            raise InvalidInputError(f"feature store {path}: meta.json num_rows {meta['num_rows']} != sum of shard rows {store.num_rows}")
-        for i, s in enumerate(meta["shards"]):
+            raise InvalidInputError(
+                f"feature store {path}: meta.json num_rows {meta['num_rows']} != sum of shard rows {store.num_rows}"
+            )
+        for s in meta["shards"]:
             f = path / s["file"]
             if not f.is_file():
                 raise InvalidInputError(f"feature store {path}: expected shard {s['file']}, found none")
@@ -152,7 +159,9 @@ class FeatureStore:
         if verify:
             idx = store.index
             if len(idx) != store.num_rows:
-                raise ChecksumError(f"feature store {path}: index.parquet has {len(idx)} rows, shards hold {store.num_rows}")
+                raise ChecksumError(
+                    f"feature store {path}: index.parquet has {len(idx)} rows, shards hold {store.num_rows}"
+                )
         return store
 
     def _load_shards(self) -> None:
@@ -162,14 +171,18 @@ class FeatureStore:
                 arr = np.load(self.path / s["file"], mmap_mode="r", allow_pickle=False)
             except (ValueError, OSError, EOFError) as exc:
                 raise InvalidInputError(
-                    f"feature store {self.path}: expected shard {s['file']} to be a complete .npy of shape ({s['rows']}, {self.dim}), "
+                    f"feature store {self.path}: expected shard {s['file']} to be a complete .npy of shape "
+                    f"({s['rows']}, {self.dim}), "
                     f"found an unreadable or truncated file ({' '.join(str(exc).split())[:160]})"
                 ) from None
             if arr.dtype.kind != "f":
-                raise InvalidInputError(f"feature store {self.path}: expected shard {s['file']} of floats, found dtype {arr.dtype}")
+                raise InvalidInputError(
+                    f"feature store {self.path}: expected shard {s['file']} of floats, found dtype {arr.dtype}"
+                )
             if arr.ndim != 2 or arr.shape[1] != self.dim or arr.shape[0] != int(s["rows"]):
                 raise InvalidInputError(
-                    f"feature store {self.path}: expected shard {s['file']} of shape ({s['rows']}, {self.dim}), found {arr.shape}"
+                    f"feature store {self.path}: expected shard {s['file']} of shape ({s['rows']}, {self.dim}), found "
+                    f"{arr.shape}"
                 )
             shards.append(arr)
         self._shards = shards
@@ -200,10 +213,14 @@ class FeatureStore:
                 idx = pq.read_table(f).to_pandas()
             except (pa.ArrowException, OSError) as exc:
                 raise InvalidInputError(
-                    f"feature store {self.path}: expected a readable {INDEX}, found a corrupt file ({' '.join(str(exc).split())[:160]})"
+                    f"feature store {self.path}: expected a readable {INDEX}, found a corrupt file "
+                    f"({' '.join(str(exc).split())[:160]})"
                 ) from None
             if "sample_id" not in idx.columns:
-                raise InvalidInputError(f"feature store {self.path}: expected a 'sample_id' column in {INDEX}, found columns {list(idx.columns)}")
+                raise InvalidInputError(
+                    f"feature store {self.path}: expected a 'sample_id' column in {INDEX}, found columns "
+                    f"{list(idx.columns)}"
+                )
             self._index = idx
         return self._index
 
@@ -230,7 +247,9 @@ class FeatureStore:
             s += 1
         return out
 
-    def iter_chunks(self, chunk_rows: int = 65_536, normalize: bool = True, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_chunks(
+        self, chunk_rows: int = 65_536, normalize: bool = True, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start_row, float32 array)`` chunks of at most ``chunk_rows`` rows, in order."""
         if chunk_rows < 1:
             raise InvalidInputError(f"iter_chunks: expected chunk_rows >= 1, found {chunk_rows}")
@@ -244,7 +263,9 @@ class FeatureStore:
         """Rows at ``indices`` (any order, repeats allowed) as a float32 array."""
         idx = np.asarray(indices, dtype=np.int64).ravel()
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_rows):
-            raise InvalidInputError(f"take: expected row indices in [0, {self.num_rows}), found [{idx.min()}, {idx.max()}]")
+            raise InvalidInputError(
+                f"take: expected row indices in [0, {self.num_rows}), found [{idx.min()}, {idx.max()}]"
+            )
         out = np.empty((idx.size, self.dim), dtype=np.float32)
         order = np.argsort(idx, kind="stable")  # read each shard in increasing row order
         sidx = idx[order]
@@ -288,12 +309,14 @@ def open_features(directory: str | os.PathLike) -> tuple[FeatureStore, FeatureSt
     missing = [s for s in ("train", "val") if not (d / s / META).is_file()]
     if missing:
         raise InvalidInputError(
-            f"features directory {d}: expected stores train/ and val/ (each with {META}), found none for {', '.join(missing)}; "
-            "create one with `in21k-bench features extract|simulate|digits`"
+            f"features directory {d}: expected stores train/ and val/ (each with {META}), found none for "
+            f"{', '.join(missing)}; create one with `in21k-bench features extract|simulate|digits`"
         )
     train, val = FeatureStore.open(d / "train"), FeatureStore.open(d / "val")
     if train.dim != val.dim:
-        raise InvalidInputError(f"features directory {d}: expected train and val of the same dim, found {train.dim} and {val.dim}")
+        raise InvalidInputError(
+            f"features directory {d}: expected train and val of the same dim, found {train.dim} and {val.dim}"
+        )
     return train, val
 
 
@@ -304,7 +327,9 @@ def open_store_or_train(path: str | os.PathLike) -> FeatureStore:
         return FeatureStore.open(p)
     if (p / "train" / META).is_file():
         return FeatureStore.open(p / "train")
-    raise InvalidInputError(f"features: expected a feature store (with {META}) or a features directory with train/ at {p}, found neither")
+    raise InvalidInputError(
+        f"features: expected a feature store (with {META}) or a features directory with train/ at {p}, found neither"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -350,8 +375,8 @@ class FeatureStoreWriter:
             for key, want in (("dim", self.dim), ("backbone", backbone), ("shard_rows", int(shard_rows))):
                 if meta.get(key) != want:
                     raise InvalidInputError(
-                        f"feature store {self.path}: resuming needs the same {key}; expected {want!r}, found {meta.get(key)!r} "
-                        "(use another --out or overwrite)"
+                        f"feature store {self.path}: resuming needs the same {key}; expected {want!r}, found "
+                        f"{meta.get(key)!r} (use another --out or overwrite)"
                     )
             self.meta = meta
         else:
@@ -396,17 +421,24 @@ class FeatureStoreWriter:
 
     def stored_sample_ids(self) -> np.ndarray:
         """Sample ids of the rows already in complete shards (to check a resume continues the same list)."""
-        parts = [pq.read_table(self.path / ids_name(i)).column("sample_id").to_numpy(zero_copy_only=False) for i in range(len(self.meta["shards"]))]
+        parts = [
+            pq.read_table(self.path / ids_name(i)).column("sample_id").to_numpy(zero_copy_only=False)
+            for i in range(len(self.meta["shards"]))
+        ]
         if self.complete and not parts and (self.path / INDEX).is_file():
             return pq.read_table(self.path / INDEX).column("sample_id").to_numpy(zero_copy_only=False)
         return np.concatenate(parts).astype(object) if parts else np.empty(0, dtype=object)
 
     def append(self, x: np.ndarray, sample_ids: Sequence[str], labels: Sequence[int] | None = None) -> None:
         if self.complete:
-            raise InvalidInputError(f"feature store {self.path}: expected an open store, found a complete one (nothing to append)")
+            raise InvalidInputError(
+                f"feature store {self.path}: expected an open store, found a complete one (nothing to append)"
+            )
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise InvalidInputError(f"feature store append: expected an array of shape (n, {self.dim}), found {x.shape}")
+            raise InvalidInputError(
+                f"feature store append: expected an array of shape (n, {self.dim}), found {x.shape}"
+            )
         ids = np.asarray(sample_ids, dtype=object)
         if len(ids) != len(x):
             raise InvalidInputError(f"feature store append: expected {len(x)} sample ids, found {len(ids)}")
@@ -415,7 +447,10 @@ class FeatureStoreWriter:
         has = labels is not None
         if self.meta.get("has_labels") is not None and self.meta["has_labels"] != has:
             want = "with labels" if self.meta["has_labels"] else "without labels"
-            raise InvalidInputError(f"feature store append: expected every batch {want} (like the first), found one {'with' if has else 'without'}")
+            raise InvalidInputError(
+                f"feature store append: expected every batch {want} (like the first), found one "
+                f"{'with' if has else 'without'}"
+            )
         if has:
             lab = np.asarray(labels, dtype=np.int64).ravel()
             if len(lab) != len(x):
@@ -431,7 +466,11 @@ class FeatureStoreWriter:
     def _flush(self, rows: int) -> None:
         x = np.concatenate(self._buf_x) if len(self._buf_x) > 1 else self._buf_x[0]
         ids = np.concatenate(self._buf_ids) if len(self._buf_ids) > 1 else self._buf_ids[0]
-        lab = (np.concatenate(self._buf_labels) if len(self._buf_labels) > 1 else self._buf_labels[0]) if self._buf_labels else None
+        lab = (
+            (np.concatenate(self._buf_labels) if len(self._buf_labels) > 1 else self._buf_labels[0])
+            if self._buf_labels
+            else None
+        )
         i = len(self.meta["shards"])
         cols = {"sample_id": pa.array(ids[:rows].tolist(), type=pa.string())}
         if lab is not None:
@@ -439,7 +478,9 @@ class FeatureStoreWriter:
         with atomic_path(self.path / ids_name(i)) as tmp:
             pq.write_table(pa.table(cols), tmp)
         save_npy(self.path / shard_name(i), np.ascontiguousarray(x[:rows]))
-        self.meta["shards"].append({"file": shard_name(i), "rows": int(rows), "sha256": sha256_file(self.path / shard_name(i))})
+        self.meta["shards"].append(
+            {"file": shard_name(i), "rows": int(rows), "sha256": sha256_file(self.path / shard_name(i))}
+        )
         self.meta["num_rows"] = self.num_rows
         write_json(self.path / META, self.meta)  # the shard counts only once it is recorded here
         rest = len(x) - rows
@@ -469,7 +510,11 @@ def finish_store(path: Path, meta: dict) -> dict:
     tables = [pq.read_table(path / ids_name(i)) for i in range(n)]
     ids = pa.concat_tables(tables) if tables else pa.table({"sample_id": pa.array([], type=pa.string())})
     shard_col = np.repeat(np.arange(n, dtype=np.int32), [int(s["rows"]) for s in meta["shards"]])
-    row_col = np.concatenate([np.arange(int(s["rows"]), dtype=np.int64) for s in meta["shards"]]) if n else np.empty(0, np.int64)
+    row_col = (
+        np.concatenate([np.arange(int(s["rows"]), dtype=np.int64) for s in meta["shards"]])
+        if n
+        else np.empty(0, np.int64)
+    )
     cols = {"sample_id": ids.column("sample_id"), "shard": pa.array(shard_col), "row": pa.array(row_col)}
     if "label" in ids.column_names:
         cols["label"] = ids.column("label")
@@ -502,11 +547,22 @@ def write_store(
         sample_ids = np.array([f"{i:09d}" for i in range(len(x))], dtype=object)
     extra = {k: v for k, v in meta.items() if k not in ("split", "benchmark", "version")}
     w = FeatureStoreWriter(
-        path, x.shape[1], backbone, shard_rows=shard_rows, split=meta.get("split"), benchmark=meta.get("benchmark"),
-        version=meta.get("version"), extra=extra, overwrite=True,
+        path,
+        x.shape[1],
+        backbone,
+        shard_rows=shard_rows,
+        split=meta.get("split"),
+        benchmark=meta.get("benchmark"),
+        version=meta.get("version"),
+        extra=extra,
+        overwrite=True,
     )
     for a in range(0, len(x), shard_rows):
-        w.append(x[a : a + shard_rows], np.asarray(sample_ids, dtype=object)[a : a + shard_rows], None if labels is None else np.asarray(labels)[a : a + shard_rows])
+        w.append(
+            x[a : a + shard_rows],
+            np.asarray(sample_ids, dtype=object)[a : a + shard_rows],
+            None if labels is None else np.asarray(labels)[a : a + shard_rows],
+        )
     return w.close()
 
 

@@ -42,12 +42,32 @@ class StoreView(FeatureStore):
     ``view_of`` is ``{"benchmark", "version", "split"}``: what the selection is.
     """
 
-    def __init__(self, parent: FeatureStore, rows: np.ndarray, labels: np.ndarray | None, *, benchmark: str, version: str | None, split: str):
+    def __init__(
+        self,
+        parent: FeatureStore,
+        rows: np.ndarray,
+        labels: np.ndarray | None,
+        *,
+        benchmark: str,
+        version: str | None,
+        split: str,
+    ):
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size and (rows.min() < 0 or rows.max() >= parent.num_rows):
-            raise InvalidInputError(f"store view: expected rows in [0, {parent.num_rows}), found [{rows.min()}, {rows.max()}]")
-        meta = {**parent.meta, "benchmark": benchmark, "version": version, "num_rows": int(rows.size),
-                "view_of": {"store": str(parent.path), "benchmark": parent.meta.get("benchmark"), "num_rows": parent.num_rows}}
+            raise InvalidInputError(
+                f"store view: expected rows in [0, {parent.num_rows}), found [{rows.min()}, {rows.max()}]"
+            )
+        meta = {
+            **parent.meta,
+            "benchmark": benchmark,
+            "version": version,
+            "num_rows": int(rows.size),
+            "view_of": {
+                "store": str(parent.path),
+                "benchmark": parent.meta.get("benchmark"),
+                "num_rows": parent.num_rows,
+            },
+        }
         super().__init__(parent.path, meta, index=None)
         self.parent = parent
         self.rows = rows
@@ -60,7 +80,10 @@ class StoreView(FeatureStore):
         self._contiguous = bool(rows.size < 2 or np.all(np.diff(rows) == 1))
 
     def __repr__(self) -> str:
-        return f"StoreView({str(self.path)!r}, benchmark={self.view_name!r}, rows={self.num_rows} of {self.parent.num_rows})"
+        return (
+            f"StoreView({str(self.path)!r}, benchmark={self.view_name!r}, rows={self.num_rows} of "
+            f"{self.parent.num_rows})"
+        )
 
     @property
     def index(self) -> pd.DataFrame:
@@ -87,7 +110,9 @@ class StoreView(FeatureStore):
     def take(self, indices: Sequence[int] | np.ndarray, normalize: bool = True) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).ravel()
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_rows):
-            raise InvalidInputError(f"take: expected row indices in [0, {self.num_rows}), found [{idx.min()}, {idx.max()}]")
+            raise InvalidInputError(
+                f"take: expected row indices in [0, {self.num_rows}), found [{idx.min()}, {idx.max()}]"
+            )
         return self.parent.take(self.rows[idx], normalize=normalize)
 
     def verify(self) -> None:
@@ -95,9 +120,16 @@ class StoreView(FeatureStore):
 
     def info(self) -> dict:
         labels = self.labels
-        return {**self.parent.info(), "num_rows": self.num_rows, "benchmark": self.view_name, "version": self.view_of["version"],
-                "view_of": str(self.parent.path), "parent_rows": self.parent.num_rows, "has_labels": labels is not None,
-                "num_labels": int(len(np.unique(labels))) if labels is not None and len(labels) else 0}
+        return {
+            **self.parent.info(),
+            "num_rows": self.num_rows,
+            "benchmark": self.view_name,
+            "version": self.view_of["version"],
+            "view_of": str(self.parent.path),
+            "parent_rows": self.parent.num_rows,
+            "has_labels": labels is not None,
+            "num_labels": int(len(np.unique(labels))) if labels is not None and len(labels) else 0,
+        }
 
 
 def _class_of(sample_ids: np.ndarray) -> np.ndarray:
@@ -118,8 +150,11 @@ def _by_sample_id(store: FeatureStore, table: pd.DataFrame, what: str, benchmark
                 pos = alt
     missing = np.flatnonzero(pos < 0)
     if len(missing):
-        raise InvalidInputError(f"{what}: expected the store {store.path} to hold all {len(want):,} samples the benchmark lists, "
-                                f"found {len(missing):,} missing (first: {want[missing[0]]}); use features extracted with --benchmark {_image_set(benchmark)}")
+        raise InvalidInputError(
+            f"{what}: expected the store {store.path} to hold all {len(want):,} samples the benchmark lists, "
+            f"found {len(missing):,} missing (first: {want[missing[0]]}); use features extracted with --benchmark "
+            f"{_image_set(benchmark)}"
+        )
     return pos.astype(np.int64), table["label"].to_numpy(dtype=np.int64)
 
 
@@ -155,15 +190,20 @@ def select_rows(store: FeatureStore, benchmark, split: str) -> tuple[np.ndarray,
     expected = sc[f"num_{split}"].to_numpy()
     empty = np.flatnonzero((found == 0) & (expected != 0))
     if len(empty):
-        raise InvalidInputError(f"{what}: expected rows of all {len(sc):,} classes in the store {store.path}, found none for "
-                                f"{len(empty):,} (first: {wnids[empty[0]]}); the store was made for {store.meta.get('benchmark')!r}: use features extracted "
-                                f"with --benchmark {_image_set(benchmark)}")
+        raise InvalidInputError(
+            f"{what}: expected rows of all {len(sc):,} classes in the store {store.path}, found none for "
+            f"{len(empty):,} (first: {wnids[empty[0]]}); the store was made for {store.meta.get('benchmark')!r}: use "
+            f"features extracted with --benchmark {_image_set(benchmark)}"
+        )
     if split == "val" and not (store.meta.get("synthetic") and float(store.meta.get("val_scale", 1.0)) < 1.0):
         short = np.flatnonzero((expected > 0) & (found < expected))
         if len(short):
             j = short[0]
-            raise InvalidInputError(f"{what}: expected {int(expected[j])} val rows of class {wnids[j]} (the manifest's count), found {int(found[j])} "
-                                    f"in {store.path} ({len(short):,} classes short); extract features of the full val split")
+            raise InvalidInputError(
+                f"{what}: expected {int(expected[j])} val rows of class {wnids[j]} (the manifest's count), found "
+                f"{int(found[j])} "
+                f"in {store.path} ({len(short):,} classes short); extract features of the full val split"
+            )
     return rows, labels
 
 

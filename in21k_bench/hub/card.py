@@ -7,6 +7,7 @@ from typing import Iterable, Mapping
 
 from .config import CHECKSUMS_NAME, SPLITS_PREFIX
 
+
 def as_dict(d) -> dict:
     return d.as_dict() if hasattr(d, "as_dict") else dict(d)
 
@@ -16,7 +17,9 @@ def card_configs(definitions: Iterable, version: str, index_version: Mapping, hu
     present = set(hub_paths)
     configs = []
     tax = [r for r in sorted(index_version.get("files", {})) if r.startswith(f"{version}/taxonomy/")]
-    tax_files = [{"split": Path(r).stem, "path": f"{SPLITS_PREFIX}/{r}"} for r in tax if f"{SPLITS_PREFIX}/{r}" in present]
+    tax_files = [
+        {"split": Path(r).stem, "path": f"{SPLITS_PREFIX}/{r}"} for r in tax if f"{SPLITS_PREFIX}/{r}" in present
+    ]
     if tax_files:
         configs.append({"config_name": "taxonomy", "data_files": tax_files})
     benches = index_version.get("benchmarks", {})
@@ -39,7 +42,15 @@ def card_configs(definitions: Iterable, version: str, index_version: Mapping, hu
     return configs
 
 
-def render_card(definitions: Iterable, *, repo_id: str, version: str, index_version: Mapping, hub_paths: Iterable[str], revisions: Mapping[str, str | None] | None = None) -> str:
+def render_card(
+    definitions: Iterable,
+    *,
+    repo_id: str,
+    version: str,
+    index_version: Mapping,
+    hub_paths: Iterable[str],
+    revisions: Mapping[str, str | None] | None = None,
+) -> str:
     """The dataset card (``README.md``): YAML front matter with ``configs:`` and a readable body.
 
     ``definitions``: registry entries (``BenchmarkDefinition`` or dicts with name, family, version,
@@ -82,13 +93,16 @@ def render_card(definitions: Iterable, *, repo_id: str, version: str, index_vers
     ]
     for d in defs:
         desc = str(d.get("description", "")).replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| `{d['name']}` | {d.get('family', '')} | {d.get('version', '')} | {d.get('status', '')} | {desc} |")
+        lines.append(
+            f"| `{d['name']}` | {d.get('family', '')} | {d.get('version', '')} | {d.get('status', '')} | {desc} |"
+        )
     lines += [
         "",
         "## Layout",
         "",
         "- `splits/index.json`, `splits/<version>/<benchmark>/*.parquet`: the manifests (same files as the package)",
-        "- `relabels/<version>/<p-hzr|leaf-hzr>.parquet`: sample-level relabel files (sample_id, original_wnid, refined_wnid)",
+        "- `relabels/<version>/<p-hzr|leaf-hzr>.parquet`: sample-level relabel files (sample_id, original_wnid, "
+        "refined_wnid)",
         "- `scores/<version>/<clip|dinov2|sup>.parquet`: per-class linear-probe scores (wnid, score)",
         "- `features/<backbone>/<train|val>/`: feature stores (`meta.json`, `index.parquet`, `shard-*.npy`, float16)",
         f"- `{CHECKSUMS_NAME}`: sha256 and size of every file; the package verifies each download against it",
@@ -104,4 +118,3 @@ def render_card(definitions: Iterable, *, repo_id: str, version: str, index_vers
             lines.append(f"- `{v}`: {rev or '(this commit)'}")
         lines.append("")
     return "\n".join(lines)
-

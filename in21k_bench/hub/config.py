@@ -32,7 +32,12 @@ def package_index() -> ManifestIndex:
 def hub_config() -> dict:
     """The ``hub`` block of the package index (``repo_id``, ``repo_type``, ``revisions``, ``checksums``)."""
     hub = package_index().hub
-    return {"repo_id": hub.repo_id, "repo_type": hub.repo_type, "revisions": dict(hub.revisions), "checksums": dict(hub.checksums)}
+    return {
+        "repo_id": hub.repo_id,
+        "repo_type": hub.repo_type,
+        "revisions": dict(hub.revisions),
+        "checksums": dict(hub.checksums),
+    }
 
 
 def resolve_version(version: str | None) -> str:

@@ -39,7 +39,6 @@ from .config import (
 from .fetch import Source, fetch_verified
 from .verify import check_file, check_hub_index, git_blob_sha1, sha256_memo, shard_entries
 
-
 # --------------------------------------------------------------------------------------------------
 # manifests
 # --------------------------------------------------------------------------------------------------
@@ -67,7 +66,9 @@ def download_files(
     rels = sorted(dict.fromkeys(relpaths))
     for rel in rels:
         if rel not in files:
-            raise UnknownBenchmarkError(f"hub: expected a manifest file of version {version} in the package index, found {rel!r}")
+            raise UnknownBenchmarkError(
+                f"hub: expected a manifest file of version {version} in the package index, found {rel!r}"
+            )
     repo, rev = resolve_repo_and_revision(version, repo_id, revision)
     src = Source(repo, rev, cache_dir, fetch_hint or f"in21k-bench download in21k --version {version}", endpoint)
 
@@ -89,7 +90,10 @@ def download_files(
                 break
             continue
         if os.path.abspath(local) != os.path.abspath(root / rel):
-            raise HubError(f"hub: expected {rel} in the snapshot {root}, found it in another one (the revision {rev!r} moved during the download); run again")
+            raise HubError(
+                f"hub: expected {rel} in the snapshot {root}, found it in another one (the revision {rev!r} moved "
+                "during the download); run again"
+            )
     if missing:
         extra = f" (and {len(missing) - 1} more missing file(s) of the same revision)" if len(missing) > 1 else ""
         raise HubOfflineError(f"{missing[0]}{extra}")
@@ -160,11 +164,16 @@ def _expected_extra(src: Source, version: str, path: str, cache: dict) -> tuple[
         cache["files"] = hub_checksums(src, version)
     entry = cache["files"].get(path)
     if entry is None:
-        raise HubError(f"hub: expected {path} in {CHECKSUMS_NAME} of {src.where()}, found no entry (not published at this revision)")
+        raise HubError(
+            f"hub: expected {path} in {CHECKSUMS_NAME} of {src.where()}, found no entry (not published at this "
+            "revision)"
+        )
     return entry, f"sha256 from {CHECKSUMS_NAME} at {src.revision}"
 
 
-def _download_extras(paths: list[str], version: str | None, repo_id, revision, cache_dir, fetch_hint: str) -> dict[str, Path]:
+def _download_extras(
+    paths: list[str], version: str | None, repo_id, revision, cache_dir, fetch_hint: str
+) -> dict[str, Path]:
     version = resolve_version(version)
     repo, rev = resolve_repo_and_revision(version, repo_id, revision)
     src = Source(repo, rev, cache_dir, fetch_hint)
@@ -176,25 +185,40 @@ def _download_extras(paths: list[str], version: str | None, repo_id, revision, c
     return out
 
 
-def download_relabels(mode: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None) -> Path:
+def download_relabels(
+    mode: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None
+) -> Path:
     """The sample-level relabel file of ``mode`` (``p-hzr`` or ``leaf-hzr``), verified."""
     if mode not in RELABEL_MODES:
         raise InvalidInputError(f"hub relabels: expected a mode in {RELABEL_MODES}, found {mode!r}")
     version = resolve_version(version)
     path = f"relabels/{version}/{mode}.parquet"
-    return _download_extras([path], version, repo_id, revision, cache_dir, f"in21k-bench download {mode} --relabels --version {version}")[path]
+    return _download_extras(
+        [path], version, repo_id, revision, cache_dir, f"in21k-bench download {mode} --relabels --version {version}"
+    )[path]
 
 
-def download_scores(model: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None) -> Path:
+def download_scores(
+    model: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None
+) -> Path:
     """The per-class probe-score file of ``model`` (``clip``, ``dinov2`` or ``sup``), verified."""
     if model not in SCORE_MODELS:
         raise InvalidInputError(f"hub scores: expected a model in {SCORE_MODELS}, found {model!r}")
     version = resolve_version(version)
     path = f"scores/{version}/{model}.parquet"
-    return _download_extras([path], version, repo_id, revision, cache_dir, f"in21k-bench download {model}-1k --scores --version {version}")[path]
+    return _download_extras(
+        [path], version, repo_id, revision, cache_dir, f"in21k-bench download {model}-1k --scores --version {version}"
+    )[path]
 
 
-def download_features(backbone: str, split: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None) -> Path:
+def download_features(
+    backbone: str,
+    split: str,
+    version: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir=None,
+) -> Path:
     """A precomputed feature store (``features/<backbone>/<split>/``): ``meta.json`` and ``index.parquet``
     verified against the checksums, every shard against the sha256 in ``meta.json``. Returns the store dir."""
     if not NAME_RE.match(backbone or ""):
@@ -220,13 +244,24 @@ def download_features(backbone: str, split: str, version: str | None = None, rep
         raise HubError(f"hub {src.where()} {base}/meta.json: expected a list of shards with sha256, found none")
     from tqdm.auto import tqdm
 
-    it = shards if len(shards) < 2 else tqdm(shards, desc=f"{backbone}/{split} shards", unit="shard", disable=None, file=sys.stderr)
+    it = (
+        shards
+        if len(shards) < 2
+        else tqdm(shards, desc=f"{backbone}/{split} shards", unit="shard", disable=None, file=sys.stderr)
+    )
     for fname, expected in it:
         fetch_verified(src, f"{base}/{fname}", expected, f"sha256 from {base}/meta.json")
     return got["meta.json"].parent
 
 
-def download_feature_splits(backbone: str, splits: Iterable[str] = FEATURE_SPLITS, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None) -> dict[str, Path]:
+def download_feature_splits(
+    backbone: str,
+    splits: Iterable[str] = FEATURE_SPLITS,
+    version: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir=None,
+) -> dict[str, Path]:
     """Every published split among ``splits`` of a backbone's features: ``{split: store dir}``.
     A split that the revision does not hold is skipped; none at all is an error."""
     version = resolve_version(version)
@@ -239,7 +274,9 @@ def download_feature_splits(backbone: str, splits: Iterable[str] = FEATURE_SPLIT
         published |= set(hub_checksums(src, version))
     present = [s for s in splits if f"features/{backbone}/{s}/meta.json" in published]
     if not present:
-        raise HubError(f"hub: expected features/{backbone}/<{'|'.join(splits)}>/ at {src.where()}, found none published")
+        raise HubError(
+            f"hub: expected features/{backbone}/<{'|'.join(splits)}>/ at {src.where()}, found none published"
+        )
     return {s: download_features(backbone, s, version, repo_id, revision, cache_dir) for s in present}
 
 
@@ -263,13 +300,24 @@ def install_input(src: Path, dest: Path, force: bool = False) -> Path:
         if sha256_file(dest) == sha256_memo(src):
             return dest
         if not force:
-            raise In21kError(f"hub: expected no file or the same file at {dest}, found a different one; remove it or pass --force")
+            raise In21kError(
+                f"hub: expected no file or the same file at {dest}, found a different one; remove it or pass --force"
+            )
     with open(src, "rb") as fin, atomic_write(dest, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
     return dest
 
 
-def download_inputs(name: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None, *, install: bool = True, force: bool = False) -> dict[str, Path]:
+def download_inputs(
+    name: str,
+    version: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir=None,
+    *,
+    install: bool = True,
+    force: bool = False,
+) -> dict[str, Path]:
     """Download every input of a "needs-input" benchmark (relabels or probe scores) and, with ``install``,
     copy them to the inputs folder that ``load()`` reads (``$IN21K_BENCH_INPUTS/<version>/``)."""
 
@@ -284,12 +332,34 @@ def download_inputs(name: str, version: str | None = None, repo_id: str | None =
     return out
 
 
-def download_all_inputs(kind: str, version: str | None = None, repo_id: str | None = None, revision: str | None = None, cache_dir=None, *, force: bool = False) -> dict[str, Path]:
+def download_all_inputs(
+    kind: str,
+    version: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir=None,
+    *,
+    force: bool = False,
+) -> dict[str, Path]:
     """Every relabel file (``kind="relabels"``: ``{mode: path}``) or every probe-score file (``kind="scores"``:
     ``{model: path}``) of a version, downloaded, verified and installed in the inputs folder."""
     version = resolve_version(version)
     if kind == "relabels":
-        return {m: install_input(download_relabels(m, version, repo_id, revision, cache_dir), inputs_dir() / version / f"{m}.parquet", force) for m in RELABEL_MODES}
+        return {
+            m: install_input(
+                download_relabels(m, version, repo_id, revision, cache_dir),
+                inputs_dir() / version / f"{m}.parquet",
+                force,
+            )
+            for m in RELABEL_MODES
+        }
     if kind == "scores":
-        return {m: install_input(download_scores(m, version, repo_id, revision, cache_dir), inputs_dir() / version / f"scores-{m}.parquet", force) for m in SCORE_MODELS}
+        return {
+            m: install_input(
+                download_scores(m, version, repo_id, revision, cache_dir),
+                inputs_dir() / version / f"scores-{m}.parquet",
+                force,
+            )
+            for m in SCORE_MODELS
+        }
     raise InvalidInputError(f"hub: expected an input kind 'relabels' or 'scores', found {kind!r}")

@@ -81,9 +81,9 @@ def endpoint_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT) -> str | N
 
 def _missing(src: Source, path: str, why: str) -> HubOfflineError:
     return HubOfflineError(
-        f"hub: expected {path} of {src.where()} in the hub cache {cache_dir_display(src.cache_dir)}, found none and {why}; "
-        f"on a connected machine run `{src.fetch_hint}` and copy its hub cache here (or point HF_HUB_CACHE at a copy), "
-        "or set HF_ENDPOINT to a reachable mirror; HF_HUB_OFFLINE=1 skips the network"
+        f"hub: expected {path} of {src.where()} in the hub cache {cache_dir_display(src.cache_dir)}, found none and "
+        f"{why}; on a connected machine run `{src.fetch_hint}` and copy its hub cache here (or point HF_HUB_CACHE at a "
+        "copy), or set HF_ENDPOINT to a reachable mirror; HF_HUB_OFFLINE=1 skips the network"
     )
 
 
@@ -122,7 +122,9 @@ def fetch_raw(src: Source, path: str) -> Path:
     except RemoteEntryNotFoundError:
         raise HubError(f"hub: expected {path} in {src.where()}, found no such file") from None
     except RepositoryNotFoundError:
-        raise HubError(f"hub: expected the dataset repository {src.repo_id}, found none (or it is private: set HF_TOKEN)") from None
+        raise HubError(
+            f"hub: expected the dataset repository {src.repo_id}, found none (or it is private: set HF_TOKEN)"
+        ) from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         if offline():
             why = "offline mode is on (HF_HUB_OFFLINE=1)"
@@ -135,10 +137,15 @@ def fetch_raw(src: Source, path: str) -> Path:
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         raise HubError(f"hub: expected {path} from {src.where()}, found HTTP {status}") from None
     except ValueError as exc:  # bad repo id / filename
-        raise InvalidInputError(f"hub: expected a valid repository and path, found {src.repo_id!r} / {path!r} ({exc})") from None
+        raise InvalidInputError(
+            f"hub: expected a valid repository and path, found {src.repo_id!r} / {path!r} ({exc})"
+        ) from None
     except transport_errors() as exc:  # the transfer failed after the client's own retries
         first = (str(exc).splitlines() or [""])[0][:160]
-        raise HubError(f"hub: expected to download {path} from {src.where()}, found {type(exc).__name__}: {first}; run the command again to resume") from None
+        raise HubError(
+            f"hub: expected to download {path} from {src.where()}, found {type(exc).__name__}: {first}; run the "
+            "command again to resume"
+        ) from None
     src.fetched.append(path)
     return Path(local)
 
@@ -153,7 +160,9 @@ def fetch_verified(src: Source, path: str, expected: Mapping[str, Any] | None, t
         if problem is None:
             return local
         removed = evict(local)
-        print(f"hub: {path} from {src.where()} failed verification ({problem}); removed the cached copy", file=sys.stderr)
+        print(
+            f"hub: {path} from {src.where()} failed verification ({problem}); removed the cached copy", file=sys.stderr
+        )
         if attempt == 1 or offline() or src.unreachable:
             raise ChecksumError(
                 f"hub {src.where()} {path}: {problem} ({trusted_by}); the bad copy was removed from the cache "

@@ -33,6 +33,7 @@ from .config import (
 from .fetch import transport_errors
 from .verify import check_file, shard_entries
 
+
 @dataclass
 class PublishPlan:
     repo_id: str
@@ -65,12 +66,16 @@ def _collect_features(features_dir: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     metas = sorted(features_dir.glob("*/*/meta.json"))
     if not metas:
-        raise InvalidInputError(f"publish: expected feature stores at {features_dir}/<backbone>/<train|val>/meta.json, found none")
+        raise InvalidInputError(
+            f"publish: expected feature stores at {features_dir}/<backbone>/<train|val>/meta.json, found none"
+        )
     for meta_path in metas:
         store = meta_path.parent
         backbone, split = store.parent.name, store.name
         if split not in FEATURE_SPLITS or not NAME_RE.match(backbone):
-            raise InvalidInputError(f"publish: expected <backbone>/<train|val>/ under {features_dir}, found {backbone}/{split}")
+            raise InvalidInputError(
+                f"publish: expected <backbone>/<train|val>/ under {features_dir}, found {backbone}/{split}"
+            )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         shards = shard_entries(meta)
         if not shards:
@@ -90,12 +95,22 @@ def _collect_features(features_dir: Path) -> dict[str, Path]:
     return out
 
 
-def collect_publish_files(version: str, *, splits_root: Path | None = None, relabels_dir: Path | None = None, scores_dir: Path | None = None, features_dir: Path | None = None) -> dict[str, Path]:
+def collect_publish_files(
+    version: str,
+    *,
+    splits_root: Path | None = None,
+    relabels_dir: Path | None = None,
+    scores_dir: Path | None = None,
+    features_dir: Path | None = None,
+) -> dict[str, Path]:
     """Hub path -> local file for everything a release of ``version`` uploads (card and checksums excluded)."""
     root = Path(splits_root) if splits_root else SPLITS_DIR
     index = ManifestIndex.load(root)
     if not index.has_version(version):
-        raise UnknownBenchmarkError(f"publish: expected a version built in {index.path} ({', '.join(index.versions()) or 'none'}), found {version!r}")
+        raise UnknownBenchmarkError(
+            f"publish: expected a version built in {index.path} ({', '.join(index.versions()) or 'none'}), found "
+            f"{version!r}"
+        )
     files: dict[str, Path] = {f"{SPLITS_PREFIX}/index.json": index.path}
     for rel in index.files(version):
         files[f"{SPLITS_PREFIX}/{rel}"] = verify_file(rel, root)
@@ -107,7 +122,10 @@ def collect_publish_files(version: str, *, splits_root: Path | None = None, rela
                 files[f"relabels/{version}/{mode}.parquet"] = p
                 found = True
         if not found:
-            raise InvalidInputError(f"publish: expected {' or '.join(m + '.parquet' for m in RELABEL_MODES)} in {relabels_dir}, found neither")
+            raise InvalidInputError(
+                f"publish: expected {' or '.join(m + '.parquet' for m in RELABEL_MODES)} in {relabels_dir}, found "
+                "neither"
+            )
     if scores_dir is not None:
         found = False
         for m in SCORE_MODELS:
@@ -118,7 +136,10 @@ def collect_publish_files(version: str, *, splits_root: Path | None = None, rela
                     found = True
                     break
         if not found:
-            raise InvalidInputError(f"publish: expected <model>.parquet or scores-<model>.parquet ({', '.join(SCORE_MODELS)}) in {scores_dir}, found none")
+            raise InvalidInputError(
+                f"publish: expected <model>.parquet or scores-<model>.parquet ({', '.join(SCORE_MODELS)}) in "
+                f"{scores_dir}, found none"
+            )
     if features_dir is not None:
         files.update(_collect_features(Path(features_dir)))
     return files
@@ -138,13 +159,18 @@ def released_tags(api, repo_id: str) -> dict[str, str]:
 def check_not_released(tags: Mapping[str, str], repo_id: str, version: str) -> None:
     if version in tags:
         raise ReleasedVersionError(
-            f"publish: expected version {version} to be unreleased on {repo_id}, found tag {version} at {tags[version]}; "
-            "a released version never changes -- build and publish a new version"
+            f"publish: expected version {version} to be unreleased on {repo_id}, found tag {version} at "
+            f"{tags[version]}; a released version never changes -- build and publish a new version"
         )
 
 
 def _previous_checksums(api, repo_id: str, revision: str | None) -> dict[str, dict]:
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     if revision is None:
         return {}
@@ -155,7 +181,9 @@ def _previous_checksums(api, repo_id: str, revision: str | None) -> dict[str, di
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
         return {}
     except (HfHubHTTPError, ValueError) as exc:
-        raise HubError(f"publish: expected a readable {CHECKSUMS_NAME} at {repo_id}@{revision}, found {type(exc).__name__}") from None
+        raise HubError(
+            f"publish: expected a readable {CHECKSUMS_NAME} at {repo_id}@{revision}, found {type(exc).__name__}"
+        ) from None
 
 
 def publish(
@@ -195,9 +223,15 @@ def publish(
     idx_hub = ManifestIndex.load(root).hub
     pinned = idx_hub.revisions.get(version)
     if pinned and idx_hub.repo_id == repo_id:
-        raise ReleasedVersionError(f"publish: expected version {version} to be unreleased, found it pinned to {repo_id}@{pinned} in the index; a released version never changes")
+        raise ReleasedVersionError(
+            f"publish: expected version {version} to be unreleased, found it pinned to {repo_id}@{pinned} in the "
+            "index; a released version never changes"
+        )
     if offline() and not dry_run:
-        raise HubError("publish: expected network access to the hub, found offline mode on (HF_HUB_OFFLINE=1); use --dry-run to check")
+        raise HubError(
+            "publish: expected network access to the hub, found offline mode on (HF_HUB_OFFLINE=1); use --dry-run to "
+            "check"
+        )
     api = api or HfApi(token=token)
     tags: dict[str, str] = {}
     if not (dry_run and offline()):
@@ -207,10 +241,14 @@ def publish(
             status = getattr(getattr(exc, "response", None), "status_code", "?")
             raise HubError(f"publish: expected to list the tags of {repo_id}, found HTTP {status}") from None
         except transport_errors() as exc:
-            raise HubError(f"publish: expected to reach the hub to list the tags of {repo_id}, found {type(exc).__name__}") from None
+            raise HubError(
+                f"publish: expected to reach the hub to list the tags of {repo_id}, found {type(exc).__name__}"
+            ) from None
         check_not_released(tags, repo_id, version)
 
-    checksums = {} if dry_run else _previous_checksums(api, repo_id, branch if tags or _repo_exists(api, repo_id) else None)
+    checksums = (
+        {} if dry_run else _previous_checksums(api, repo_id, branch if tags or _repo_exists(api, repo_id) else None)
+    )
     for hub_path, local in files.items():
         checksums[hub_path] = _entry(local)
     checksums = dict(sorted(checksums.items()))
@@ -235,21 +273,36 @@ def publish(
     ops.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode()))
     try:
         api.create_repo(repo_id, repo_type=REPO_TYPE, exist_ok=True, private=private)
-        info = api.create_commit(repo_id, ops, commit_message=f"in21k-bench {version}", repo_type=REPO_TYPE, revision=branch)
+        info = api.create_commit(
+            repo_id, ops, commit_message=f"in21k-bench {version}", repo_type=REPO_TYPE, revision=branch
+        )
         commit = info.oid
         tags_now = released_tags(api, repo_id)
         check_not_released(tags_now, repo_id, version)  # someone else tagged meanwhile
         api.create_tag(repo_id, tag=version, revision=commit, repo_type=REPO_TYPE, tag_message=f"in21k-bench {version}")
     except transport_errors() as exc:
         if not isinstance(exc, HfHubHTTPError):
-            raise HubError(f"publish: expected to reach the hub to upload to {repo_id}, found {type(exc).__name__}") from None
+            raise HubError(
+                f"publish: expected to reach the hub to upload to {repo_id}, found {type(exc).__name__}"
+            ) from None
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         if status == 409:
-            raise ReleasedVersionError(f"publish: expected to create tag {version} on {repo_id}, found it exists (HTTP 409)") from None
-        raise HubError(f"publish: expected the hub to accept the upload to {repo_id}, found HTTP {status}: {str(exc).splitlines()[0][:160]}") from None
+            raise ReleasedVersionError(
+                f"publish: expected to create tag {version} on {repo_id}, found it exists (HTTP 409)"
+            ) from None
+        raise HubError(
+            f"publish: expected the hub to accept the upload to {repo_id}, found HTTP {status}: "
+            f"{str(exc).splitlines()[0][:160]}"
+        ) from None
     plan.commit = commit
     if record:
-        plan.recorded = record_release(root, repo_id, version, commit, {"sha256": hashlib.sha256(checksums_bytes).hexdigest(), "size": len(checksums_bytes)})
+        plan.recorded = record_release(
+            root,
+            repo_id,
+            version,
+            commit,
+            {"sha256": hashlib.sha256(checksums_bytes).hexdigest(), "size": len(checksums_bytes)},
+        )
         if not plan.recorded:
             print(
                 f"publish: {repo_id} is not the index's repository ({ManifestIndex.load(root).hub.repo_id}); "
@@ -257,7 +310,6 @@ def publish(
                 file=sys.stderr,
             )
     return plan
-
 
 
 def _repo_exists(api, repo_id: str) -> bool:

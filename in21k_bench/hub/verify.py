@@ -95,7 +95,12 @@ def _same_blobs(path: Path) -> list[str]:
     size, sha = path.stat().st_size, sha256_file(path)
     out = []
     for blob in (storage / "blobs").glob("*"):
-        if blob.is_file() and not blob.name.endswith(".incomplete") and blob.stat().st_size == size and sha256_file(blob) == sha:
+        if (
+            blob.is_file()
+            and not blob.name.endswith(".incomplete")
+            and blob.stat().st_size == size
+            and sha256_file(blob) == sha
+        ):
             out.append(str(blob))
     return out
 
@@ -135,7 +140,11 @@ def index_disagreement(hub_index: Any, ours: Mapping[str, Any], version: str, na
         if not isinstance(their_benches, dict) or not isinstance(their_files, dict):
             raise TypeError
     except (KeyError, TypeError):
-        found = sorted(hub_index.get("versions", {})) if isinstance(hub_index, dict) and isinstance(hub_index.get("versions"), dict) else []
+        found = (
+            sorted(hub_index.get("versions", {}))
+            if isinstance(hub_index, dict) and isinstance(hub_index.get("versions"), dict)
+            else []
+        )
         return f"{label}: expected version {version} in the hub's index, found versions {found or 'none'}"
     our_benches, our_files = ours.get("benchmarks", {}), ours.get("files", {})
     names = sorted(set(our_benches) | set(their_benches), key=lambda n: (n != name, n))
@@ -146,7 +155,10 @@ def index_disagreement(hub_index: Any, ours: Mapping[str, Any], version: str, na
         if other_files != mine:
             which = f"benchmark {bench!r} ({version})" + (f", read for {name!r}" if name and bench != name else "")
             if bench not in our_benches:
-                return f"{which}: expected no such benchmark (the package index does not list it), found it in the hub's index"
+                return (
+                    f"{which}: expected no such benchmark (the package index does not list it), found it in the "
+                    "hub's index"
+                )
             if other_files is None:
                 return f"{which}: expected files {_short(mine)}, found no entry in the hub's index"
             return f"{which}: expected files {_short(mine)}, found {_short(other_files)} in the hub's index"
@@ -156,7 +168,10 @@ def index_disagreement(hub_index: Any, ours: Mapping[str, Any], version: str, na
             owner = next((n for n in names if rel in (our_benches.get(n) or {}).get("files", [])), None) or name
             which = f"benchmark {owner!r} ({version})" if owner else label
             if a is None:
-                return f"{which}: expected no file {rel} (the package index does not list it), found one in the hub's index"
+                return (
+                    f"{which}: expected no file {rel} (the package index does not list it), found one in the hub's "
+                    "index"
+                )
             found = str(b.get("sha256"))[:16] + "..." if isinstance(b, dict) else "no entry"
             return f"{which}: expected {rel} with sha256 {a['sha256'][:16]}..., found {found} in the hub's index"
     return None

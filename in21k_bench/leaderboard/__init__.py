@@ -18,7 +18,8 @@ in [-1, 1]. Published numbers given in % are divided by 100 when recorded. The R
 page display accuracies in %.
 
 Modules, by capability: :mod:`.schema` (records, metric names), :mod:`.store` (files),
-:mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.predictions`: where prediction files are, fetching remote ones), :mod:`.render` (README and page),
+:mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.predictions`: where prediction files are,
+fetching remote ones), :mod:`.render` (README and page),
 :mod:`.seed` (the paper's numbers, from ``in21k_bench/data/paper_reported.csv``).
 """
 
@@ -26,7 +27,14 @@ from __future__ import annotations
 
 from ..errors import InvalidSubmissionError, LeaderboardCheckError
 from . import scoring
-from .checks import CheckReport, check_leaderboard, check_submission, downgrade_unverifiable, resolve_prediction, run_checks
+from .checks import (
+    CheckReport,
+    check_leaderboard,
+    check_submission,
+    downgrade_unverifiable,
+    resolve_prediction,
+    run_checks,
+)
 from .render import benchmark_order, build, page_data, render_html, render_markdown
 from .schema import (
     MAX_PREDICTION_BYTES,
@@ -40,8 +48,24 @@ from .schema import (
     Submission,
     slugify,
 )
-from .seed import PAPER_AUTHORS, PAPER_CITATION, PAPER_DATE, PAPER_URL, paper_seed_submissions, read_reported, write_seed_submissions
-from .store import LEADERBOARD_ENV, default_root, load_submission, load_submissions, submission_files, submission_path, write_submission
+from .seed import (
+    PAPER_AUTHORS,
+    PAPER_CITATION,
+    PAPER_DATE,
+    PAPER_URL,
+    paper_seed_submissions,
+    read_reported,
+    write_seed_submissions,
+)
+from .store import (
+    LEADERBOARD_ENV,
+    default_root,
+    load_submission,
+    load_submissions,
+    submission_files,
+    submission_path,
+    write_submission,
+)
 from .submitter import make_submission, submit
 
 __all__ = [

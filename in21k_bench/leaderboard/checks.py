@@ -44,7 +44,10 @@ class CheckReport:
         return not self.problems
 
     def summary(self) -> str:
-        text = f"{self.submissions} submissions; re-scored {self.rescored} of {self.verified} verified entries ({self.rescored_runs} runs)"
+        text = (
+            f"{self.submissions} submissions; re-scored {self.rescored} of {self.verified} verified entries "
+            f"({self.rescored_runs} runs)"
+        )
         if self.remote_not_fetched:
             text += f"; {self.remote_not_fetched} with remote predictions not fetched (run with --fetch)"
         return text
@@ -59,7 +62,9 @@ def _size(path: Path) -> int:
 def _missing_runs(sub: Submission, path: Path, root: Path) -> list[int]:
     """Runs (0-based) of a verified entry with neither a local prediction file nor a remote location."""
     locs = list(sub.predictions) or [""] * sub.num_runs
-    return [i for i, loc in enumerate(locs) if not loc or (not is_remote(loc) and resolve_local(loc, path, root) is None)]
+    return [
+        i for i, loc in enumerate(locs) if not loc or (not is_remote(loc) and resolve_local(loc, path, root) is None)
+    ]
 
 
 def _rescore_run(sub, i, found, rel, max_prediction_bytes) -> list[str]:
@@ -72,23 +77,32 @@ def _rescore_run(sub, i, found, rel, max_prediction_bytes) -> list[str]:
         return [f"{rel}: run {i + 1} re-evaluation failed: {exc}"]
     sha = str(getattr(result, "predictions_sha256", ""))
     if sha != sub.predictions_sha256[i]:
-        return [f"{rel}: run {i + 1} prediction file {found} expected sha256 {sub.predictions_sha256[i][:12]}..., found {sha[:12]}..."]
+        return [
+            f"{rel}: run {i + 1} prediction file {found} expected sha256 {sub.predictions_sha256[i][:12]}..., found "
+            f"{sha[:12]}..."
+        ]
     fresh = scoring.result_metrics(result)
     problems = []
     for name, stat in sub.metrics.items():
         if name not in fresh:
             problems.append(f"{rel}: run {i + 1} metric {name} expected from the evaluator, found none")
         elif not math.isclose(stat.runs[i], fresh[name], rel_tol=1e-9, abs_tol=1e-9):
-            problems.append(f"{rel}: run {i + 1} metric {name} expected {fresh[name]:.6g} (re-evaluated), found {stat.runs[i]:.6g}")
+            problems.append(
+                f"{rel}: run {i + 1} metric {name} expected {fresh[name]:.6g} (re-evaluated), found {stat.runs[i]:.6g}"
+            )
     return problems
 
 
-def _check_entry(sub, path, root, report: CheckReport | None, *, reevaluate, fetch_dir, max_prediction_bytes) -> list[str]:
+def _check_entry(
+    sub, path, root, report: CheckReport | None, *, reevaluate, fetch_dir, max_prediction_bytes
+) -> list[str]:
     problems: list[str] = []
     rel = path
     # location: submissions/<benchmark>/<slug>.json
     if path.parent.name != sub.benchmark:
-        problems.append(f"{rel}: expected to be in submissions/{sub.benchmark}/ (its benchmark), found in {path.parent.name}/")
+        problems.append(
+            f"{rel}: expected to be in submissions/{sub.benchmark}/ (its benchmark), found in {path.parent.name}/"
+        )
     if path.stem != sub.slug:
         problems.append(f"{rel}: expected file name {sub.slug}.json (its slug), found {path.name}")
     # benchmark and version registered
@@ -103,7 +117,9 @@ def _check_entry(sub, path, root, report: CheckReport | None, *, reevaluate, fet
         report.verified += 1
     missing = _missing_runs(sub, path, root)
     if missing:
-        where = ", ".join(f"run {i + 1} ({sub.predictions[i] if sub.predictions else 'no location recorded'})" for i in missing)
+        where = ", ".join(
+            f"run {i + 1} ({sub.predictions[i] if sub.predictions else 'no location recorded'})" for i in missing
+        )
         problems.append(
             f"{rel}: verified entry: expected a prediction file per run that check can re-score (committed in "
             f"submissions/{sub.benchmark}/{sub.slug}/, or a URL / hf:// path with its sha256), found none for {where}; "
@@ -153,7 +169,9 @@ def check_submission(
     per-run metric must equal the fresh value. Remote files are fetched into ``fetch_dir`` (and
     checked against their sha256 first); with ``fetch_dir=None`` they are not re-scored.
     """
-    return _check_entry(sub, path, root, None, reevaluate=reevaluate, fetch_dir=fetch_dir, max_prediction_bytes=max_prediction_bytes)
+    return _check_entry(
+        sub, path, root, None, reevaluate=reevaluate, fetch_dir=fetch_dir, max_prediction_bytes=max_prediction_bytes
+    )
 
 
 def run_checks(
@@ -174,7 +192,9 @@ def run_checks(
         return report
     for stray in sorted(base.iterdir()):
         if stray.is_file() and not stray.name.startswith("."):
-            report.problems.append(f"{stray}: expected submissions/<benchmark>/<slug>.json, found a file at the top level")
+            report.problems.append(
+                f"{stray}: expected submissions/<benchmark>/<slug>.json, found a file at the top level"
+            )
     seen: dict[tuple, Path] = {}
     valid: list[Submission] = []
     with tempfile.TemporaryDirectory(prefix="in21k-lb-fetch-") as tmp:
@@ -198,13 +218,27 @@ def run_checks(
             else:
                 seen[sub.key] = path
             report.problems.extend(
-                _check_entry(sub, path, root, report, reevaluate=reevaluate, fetch_dir=fetch_dir, max_prediction_bytes=max_prediction_bytes)
+                _check_entry(
+                    sub,
+                    path,
+                    root,
+                    report,
+                    reevaluate=reevaluate,
+                    fetch_dir=fetch_dir,
+                    max_prediction_bytes=max_prediction_bytes,
+                )
             )
             valid.append(sub)
     if check_rendered and not report.problems:
-        for target, text in ((root / "README.md", render_markdown(valid)), (root / "site" / "index.html", render_html(valid))):
+        for target, text in (
+            (root / "README.md", render_markdown(valid)),
+            (root / "site" / "index.html", render_html(valid)),
+        ):
             if not target.is_file() or target.read_text(encoding="utf-8") != text:
-                report.problems.append(f"{target}: expected the rendering of the submissions, found it out of date (run `in21k-bench leaderboard build`)")
+                report.problems.append(
+                    f"{target}: expected the rendering of the submissions, found it out of date (run `in21k-bench "
+                    "leaderboard build`)"
+                )
     return report
 
 

@@ -74,7 +74,9 @@ def _download_url(url: str, dest: Path, max_bytes: int) -> None:
                         raise InvalidSubmissionError(f"fetch {url}: expected <= {max_bytes} bytes, found more")
                     f.write(chunk)
     except httpx2.HTTPError as exc:
-        raise InvalidSubmissionError(f"fetch {url}: expected to download it, found {type(exc).__name__}: {str(exc)[:120]}") from None
+        raise InvalidSubmissionError(
+            f"fetch {url}: expected to download it, found {type(exc).__name__}: {str(exc)[:120]}"
+        ) from None
 
 
 def _download_hub(location: str, dest: Path, max_bytes: int) -> None:
@@ -83,9 +85,13 @@ def _download_hub(location: str, dest: Path, max_bytes: int) -> None:
 
     kind, repo, revision, path = HF_PATH_RE.match(location).groups()  # type: ignore[union-attr]
     try:
-        local = Path(hf_hub_download(repo, path, repo_type=kind.rstrip("s"), revision=revision, library_name="in21k-bench"))
+        local = Path(
+            hf_hub_download(repo, path, repo_type=kind.rstrip("s"), revision=revision, library_name="in21k-bench")
+        )
     except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as exc:
-        raise InvalidSubmissionError(f"fetch {location}: expected to download it from the hub, found {type(exc).__name__}") from None
+        raise InvalidSubmissionError(
+            f"fetch {location}: expected to download it from the hub, found {type(exc).__name__}"
+        ) from None
     if local.stat().st_size > max_bytes:
         raise InvalidSubmissionError(f"fetch {location}: expected <= {max_bytes} bytes, found {local.stat().st_size}")
     dest.write_bytes(local.read_bytes())
@@ -109,5 +115,7 @@ def fetch_remote(location: str, sha256: str, folder: Path, max_bytes: int) -> Pa
             h.update(block)
     if h.hexdigest() != sha256:
         dest.unlink()
-        raise InvalidSubmissionError(f"fetch {location}: expected sha256 {sha256[:12]}..., found {h.hexdigest()[:12]}...")
+        raise InvalidSubmissionError(
+            f"fetch {location}: expected sha256 {sha256[:12]}..., found {h.hexdigest()[:12]}..."
+        )
     return dest

@@ -16,7 +16,6 @@ from ..metric_spec import LEADERBOARD_METRICS
 from .schema import METRICS, PERCENT_METRICS, SCHEMA_VERSION, MetricStat, Submission
 from .store import default_root, load_submissions
 
-
 #: Entry statuses in display order: re-scorable, scored but not re-scorable, published numbers.
 STATUSES = ("verified", "unchecked", "reported")
 
@@ -58,7 +57,15 @@ def _md_escape(text: str) -> str:
 
 def _md_table(entries: list[Submission], status: str, sources: dict[str, int]) -> list[str]:
     cols = [m for m in METRICS if any(m in e.metrics for e in entries)]
-    head = ["#", "method", "backbone", *[METRICS[m] for m in cols], "runs", "date", "source" if status == "reported" else "code"]
+    head = [
+        "#",
+        "method",
+        "backbone",
+        *[METRICS[m] for m in cols],
+        "runs",
+        "date",
+        "source" if status == "reported" else "code",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     rank = 0
     for e in entries:
@@ -76,7 +83,15 @@ def _md_table(entries: list[Submission], status: str, sources: dict[str, int]) -
             last = f"[{sources.setdefault(e.source or '', len(sources) + 1)}]"
         else:
             last = f"[code]({e.code_url})" if e.code_url else "–"
-        row = [r, method, _md_escape(e.backbone), *[_fmt(m, e.metrics.get(m)) for m in cols], str(e.num_runs), e.date.isoformat(), last]
+        row = [
+            r,
+            method,
+            _md_escape(e.backbone),
+            *[_fmt(m, e.metrics.get(m)) for m in cols],
+            str(e.num_runs),
+            e.date.isoformat(),
+            last,
+        ]
         lines.append("| " + " | ".join(row) + " |")
     noted = [e for e in entries if e.notes]
     if noted:
@@ -99,7 +114,8 @@ def render_markdown(subs: Sequence[Submission]) -> str:
         "**unchecked** entries were scored by `submit` but their prediction files are not available, so nobody "
         "can re-score them; **reported** entries copy published numbers (source given). "
         "`UB` marks supervised upper bounds (linear probe on the same features), listed after the clustering methods. "
-        "Interactive version: [site/index.html](site/index.html). How to submit: [docs/leaderboard.md](../docs/leaderboard.md).",
+        "Interactive version: [site/index.html](site/index.html). How to submit: "
+        "[docs/leaderboard.md](../docs/leaderboard.md).",
         "",
     ]
     groups = _grouped(subs)
@@ -117,7 +133,10 @@ def render_markdown(subs: Sequence[Submission]) -> str:
                 continue
             out += [f"### {status.capitalize()}", ""]
             if status == "unchecked":
-                out += ["Scored by `in21k-bench submit`, but the prediction files are not available to re-score them.", ""]
+                out += [
+                    "Scored by `in21k-bench submit`, but the prediction files are not available to re-score them.",
+                    "",
+                ]
             out += _md_table(part, status, sources)
             out.append("")
     missing = [n for n, _ in benchmark_order() if n not in listed]
@@ -145,7 +164,7 @@ def page_data(subs: Sequence[Submission]) -> dict[str, Any]:
     order = benchmark_order()
     fam = dict(order)
     entries = []
-    for bench, version, family, group in _grouped(subs):
+    for _bench, _version, family, group in _grouped(subs):
         for e in group:
             entries.append(
                 {
@@ -168,11 +187,22 @@ def page_data(subs: Sequence[Submission]) -> dict[str, Any]:
             )
     return {
         "schema_version": SCHEMA_VERSION,
-        "metrics": [{"key": m.key, "label": m.short, "percent": m.percent, "higher_is_better": m.higher_is_better} for m in LEADERBOARD_METRICS],
+        "metrics": [
+            {"key": m.key, "label": m.short, "percent": m.percent, "higher_is_better": m.higher_is_better}
+            for m in LEADERBOARD_METRICS
+        ],
         "benchmarks": [{"name": n, "family": f} for n, f in order],
         "chart_families": [
-            {"family": "frequency", "title": "Frequency family (tiny … huge)", "benchmarks": [n for n, f in order if f == "frequency"]},
-            {"family": "coarse", "title": "Coarse family (coarse-d1 … d9)", "benchmarks": [n for n, f in order if f == "coarse"]},
+            {
+                "family": "frequency",
+                "title": "Frequency family (tiny … huge)",
+                "benchmarks": [n for n, f in order if f == "frequency"],
+            },
+            {
+                "family": "coarse",
+                "title": "Coarse family (coarse-d1 … d9)",
+                "benchmarks": [n for n, f in order if f == "coarse"],
+            },
         ],
         "families": sorted({fam.get(e["benchmark"], "unknown") for e in entries}),
         "entries": entries,
@@ -208,4 +238,3 @@ def build(root: str | os.PathLike | None = None, *, write_schema: bool = True) -
         write_json(schema, Submission.model_json_schema())
         written.append(schema)
     return written
-

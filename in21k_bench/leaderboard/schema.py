@@ -116,14 +116,16 @@ class Submission(BaseModel):
     backbone: str = Field(min_length=1, max_length=100, description="Feature backbone, e.g. 'iBOT ViT-L (IN-21K)'.")
     benchmark: str = Field(min_length=1)
     benchmark_version: str = Field(pattern=r"^v[0-9]+$")
-    package_version: str | None = Field(None, description="in21k-bench version that evaluated the runs (None: reported).")
+    package_version: str | None = Field(
+        None, description="in21k-bench version that evaluated the runs (None: reported)."
+    )
     num_runs: int = Field(ge=1, description="Number of runs (seeds) the metrics summarise.")
     predictions_sha256: list[str] = Field(default_factory=list, description="sha256 of each run's prediction file.")
     predictions: list[str] = Field(default_factory=list, description="Where each run's prediction file was (optional).")
     metrics: dict[str, MetricStat]
     status: Literal["verified", "unchecked", "reported"] = Field(
-        description="verified: scored by submit, prediction files available for re-scoring; unchecked: scored by submit, "
-        "prediction files not available (shown apart); reported: published numbers."
+        description="verified: scored by submit, prediction files available for re-scoring; unchecked: scored by "
+        "submit, prediction files not available (shown apart); reported: published numbers."
     )
     supervised: bool = Field(False, description="True for supervised upper bounds (linear probe); ranked apart.")
     source: str | None = Field(None, description="Citation of a reported entry (table, paper).")
@@ -174,11 +176,15 @@ class Submission(BaseModel):
         if self.status in ("verified", "unchecked"):
             if len(self.predictions_sha256) != self.num_runs:
                 raise ValueError(
-                    f"{self.status} entry: expected one predictions_sha256 per run ({self.num_runs}), found {len(self.predictions_sha256)}"
+                    f"{self.status} entry: expected one predictions_sha256 per run ({self.num_runs}), found "
+                    f"{len(self.predictions_sha256)}"
                 )
             for name, stat in self.metrics.items():
                 if len(stat.runs) != self.num_runs:
-                    raise ValueError(f"{self.status} entry: metric {name} expected {self.num_runs} per-run values, found {len(stat.runs)}")
+                    raise ValueError(
+                        f"{self.status} entry: metric {name} expected {self.num_runs} per-run values, found "
+                        f"{len(stat.runs)}"
+                    )
             if not self.package_version:
                 raise ValueError(f"{self.status} entry: expected the package_version that evaluated it, found none")
         else:
@@ -225,4 +231,3 @@ def slugify(text: str) -> str:
     """Lower-case, every run of non-alphanumerics becomes one hyphen: 'iBOT ViT-L (IN-21K)' -> 'ibot-vit-l-in-21k'."""
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return s[:80].rstrip("-")
-

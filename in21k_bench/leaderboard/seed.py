@@ -52,7 +52,9 @@ def read_reported(text: str | None = None) -> list[ReportedNumber]:
         text = files("in21k_bench").joinpath("data", REPORTED_CSV).read_text(encoding="utf-8")
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
-        raise In21kError(f"{REPORTED_CSV}: expected columns {','.join(CSV_COLUMNS)}, found {','.join(reader.fieldnames or [])}")
+        raise In21kError(
+            f"{REPORTED_CSV}: expected columns {','.join(CSV_COLUMNS)}, found {','.join(reader.fieldnames or [])}"
+        )
     out = []
     for i, row in enumerate(reader, start=2):
         raw = (row["value_pct"] or "").strip()
@@ -61,9 +63,23 @@ def read_reported(text: str | None = None) -> list[ReportedNumber]:
         except ValueError:
             raise In21kError(f"{REPORTED_CSV} line {i}: expected a number in value_pct, found {raw!r}") from None
         if row["metric"] not in METRICS or not row["source"].strip():
-            raise In21kError(f"{REPORTED_CSV} line {i}: expected a metric in {list(METRICS)} and a source, found {row['metric']!r} / {row['source']!r}")
+            raise In21kError(
+                f"{REPORTED_CSV} line {i}: expected a metric in {list(METRICS)} and a source, found {row['metric']!r} "
+                f"/ {row['source']!r}"
+            )
         decimals = len(raw.split(".", 1)[1]) if "." in raw else 0
-        out.append(ReportedNumber(row["benchmark"], row["version"], row["backbone"], row["method"], row["metric"], value, row["source"].strip(), decimals))
+        out.append(
+            ReportedNumber(
+                row["benchmark"],
+                row["version"],
+                row["backbone"],
+                row["method"],
+                row["metric"],
+                value,
+                row["source"].strip(),
+                decimals,
+            )
+        )
     return out
 
 
@@ -109,13 +125,15 @@ def paper_seed_submissions() -> list[Submission]:
             best = max(rows, key=lambda r: r.decimals)
             chosen[metric] = best
             for other in rows:
-                if other is not best and abs(other.value_pct - best.value_pct) > 0.5 * 10 ** -other.decimals + 1e-9:
+                if other is not best and abs(other.value_pct - best.value_pct) > 0.5 * 10**-other.decimals + 1e-9:
                     notes = (
                         f"{other.source} gives {metric} = {other.value_pct:.{other.decimals}f}% for this entry; "
                         f"the value here is {best.value_pct:.{best.decimals}f}% from {best.source}."
                     )
         supervised = method in SUPERVISED_METHODS
-        source = f"{PAPER_CITATION}, {_describe_sources(chosen)}; {PROBE_AGGREGATE if supervised else CLUSTERING_AGGREGATE}"
+        source = (
+            f"{PAPER_CITATION}, {_describe_sources(chosen)}; {PROBE_AGGREGATE if supervised else CLUSTERING_AGGREGATE}"
+        )
         subs.append(
             Submission(
                 method=method,

@@ -37,13 +37,17 @@ def load_submission(path: str | os.PathLike) -> Submission:
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InvalidSubmissionError(f"{path}: expected a readable submission file, found {exc.strerror or exc}") from None
+        raise InvalidSubmissionError(
+            f"{path}: expected a readable submission file, found {exc.strerror or exc}"
+        ) from None
     except UnicodeDecodeError:
         raise InvalidSubmissionError(f"{path}: expected UTF-8 JSON text, found binary or non-UTF-8 bytes") from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidSubmissionError(f"{path}: expected JSON, found a syntax error at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise InvalidSubmissionError(
+            f"{path}: expected JSON, found a syntax error at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidSubmissionError(f"{path}: expected a JSON object, found {type(data).__name__}")
     try:
@@ -73,7 +77,9 @@ def write_submission(sub: Submission, root: str | os.PathLike, *, overwrite: boo
     """
     path = submission_path(root, sub.benchmark, sub.slug)
     if path.exists() and not overwrite:
-        raise InvalidSubmissionError(f"submission {path}: expected a new slug, found an existing file (use --overwrite or --slug)")
+        raise InvalidSubmissionError(
+            f"submission {path}: expected a new slug, found an existing file (use --overwrite or --slug)"
+        )
     for other_path in submission_files(root):
         if other_path.resolve() == path.resolve():
             continue
@@ -88,4 +94,3 @@ def write_submission(sub: Submission, root: str | os.PathLike, *, overwrite: boo
             )
     write_json(path, sub.to_json_dict())
     return path
-

@@ -47,7 +47,9 @@ def make_submission(
     per_run = [scoring.result_metrics(r) for r in results]
     names = [m for m in METRICS if all(m in pr for pr in per_run)]
     if RANK_METRIC not in names:
-        raise InvalidSubmissionError(f"submit: expected the evaluator to report {RANK_METRIC!r}, found {sorted(per_run[0])}")
+        raise InvalidSubmissionError(
+            f"submit: expected the evaluator to report {RANK_METRIC!r}, found {sorted(per_run[0])}"
+        )
     metrics = {m: MetricStat.from_runs([pr[m] for pr in per_run]) for m in names}
     shas = [str(r.predictions_sha256) for r in results]
     if len(set(shas)) != len(shas):
@@ -161,8 +163,8 @@ def submit(
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
         if size > MAX_PREDICTION_BYTES:
             raise InvalidSubmissionError(
-                f"submit --copy-predictions: expected prediction files of at most {MAX_PREDICTION_BYTES} bytes, found {size} in {p} "
-                "(give the top5.npy of a folder, or publish the file and pass --predictions-url)"
+                f"submit --copy-predictions: expected prediction files of at most {MAX_PREDICTION_BYTES} bytes, found "
+                f"{size} in {p} (give the top5.npy of a folder, or publish the file and pass --predictions-url)"
             )
     side = target.parent / sub.slug
     copied = _copy_runs(paths, [side / n for n in names])
@@ -186,4 +188,3 @@ def _copy_runs(paths: Sequence[Path], dests: Sequence[Path]) -> list[Path]:
                 shutil.copyfileobj(fin, fout, 1 << 20)
         done.append(dst)
     return done
-

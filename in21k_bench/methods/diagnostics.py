@@ -56,7 +56,9 @@ def alignment(x: Any, labels: Any, neighbors: np.ndarray | None = None) -> tuple
     return float(np.einsum("ij,ij->i", d, d).mean()), int(tp.sum()), float(tp.mean())
 
 
-def separability(x: Any, labels: Any, *, sample_size: int = 20000, seed: int = 0, neighbors: np.ndarray | None = None) -> dict:
+def separability(
+    x: Any, labels: Any, *, sample_size: int = 20000, seed: int = 0, neighbors: np.ndarray | None = None
+) -> dict:
     """Silhouette, Davies-Bouldin and alignment of features ``x`` (N, D) under ``labels`` (N,)."""
     from sklearn.metrics import davies_bouldin_score, silhouette_score
 

@@ -42,15 +42,28 @@ class FitRun:
         """The JSON summary printed by the CLI (rank 0)."""
         cfg, res = self.recipe.config, self.result
         return {
-            "method": cfg.method, "out": str(self.out), "best_head": res.best_head,
-            "best_loss": float(res.head_losses[res.best_head]), "regime": self.recipe.regime,
-            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "total_steps": res.total_steps,
-            "num_heads": cfg.num_heads, "knn": cfg.knn, "peak_lr": cfg.lr, "lr_schedule": cfg.lr_schedule,
-            "num_clusters": cfg.num_clusters, "benchmark": self.benchmark, "world_size": self.dist.world_size,
-            "resumed_from_epoch": res.resumed_from_epoch, "num_val": int(len(res.top1)) if res.top1 is not None else 0,
+            "method": cfg.method,
+            "out": str(self.out),
+            "best_head": res.best_head,
+            "best_loss": float(res.head_losses[res.best_head]),
+            "regime": self.recipe.regime,
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "total_steps": res.total_steps,
+            "num_heads": cfg.num_heads,
+            "knn": cfg.knn,
+            "peak_lr": cfg.lr,
+            "lr_schedule": cfg.lr_schedule,
+            "num_clusters": cfg.num_clusters,
+            "benchmark": self.benchmark,
+            "world_size": self.dist.world_size,
+            "resumed_from_epoch": res.resumed_from_epoch,
+            "num_val": int(len(res.top1)) if res.top1 is not None else 0,
             "empty_clusters": (res.health or {}).get("chosen_head", {}).get("empty_clusters"),
             "warnings": (res.health or {}).get("warnings", []),
-            "files": ["top1.npy", "top5.npy"] + (["probs.npy"] if res.probs is not None else []) + ["fit.json", "checkpoint.pt"],
+            "files": ["top1.npy", "top5.npy"]
+            + (["probs.npy"] if res.probs is not None else [])
+            + ["fit.json", "checkpoint.pt"],
         }
 
 
@@ -119,12 +132,22 @@ def fit_features(
         bench = load(benchmark)
     name = getattr(bench, "name", None) or (train.meta.get("benchmark") if hasattr(train, "meta") else None) or None
     if num_clusters is None:
-        num_clusters = bench.num_classes if bench is not None else (train.meta.get("num_classes") if hasattr(train, "meta") else None)
+        num_clusters = (
+            bench.num_classes
+            if bench is not None
+            else (train.meta.get("num_classes") if hasattr(train, "meta") else None)
+        )
         if num_clusters is None:
-            raise InvalidInputError(f"fit {method}: expected --num-clusters or --benchmark (the store records no number of classes), found neither")
+            raise InvalidInputError(
+                f"fit {method}: expected --num-clusters or --benchmark (the store records no number of classes), found "
+                "neither"
+            )
     if bench is not None and val.num_rows != bench.num_val:
-        _log(dist, f"fit {method}: warning: val has {val.num_rows:,} rows, benchmark {bench.name} has {bench.num_val:,}; "
-                   "`evaluate --benchmark` will reject the predictions")
+        _log(
+            dist,
+            f"fit {method}: warning: val has {val.num_rows:,} rows, benchmark {bench.name} has {bench.num_val:,}; "
+            "`evaluate --benchmark` will reject the predictions",
+        )
     recipe = default_config(method, int(train.num_rows), int(num_clusters), benchmark=bench, overrides=overrides)
     cfg = recipe.config
     _log(dist, recipe.describe())
@@ -141,12 +164,25 @@ def fit_features(
             nbrs = nbrs[:, :k]
     else:
         if dist.enabled:
-            raise InvalidInputError(f"fit {method}: neighbour file {nb_path} not found; mine it first with "
-                                    f"`in21k-bench knn --features {features} --k {k}` (not inside torchrun)")
+            raise InvalidInputError(
+                f"fit {method}: neighbour file {nb_path} not found; mine it first with "
+                f"`in21k-bench knn --features {features} --k {k}` (not inside torchrun)"
+            )
         from .knn import mine_knn
 
         _log(dist, f"fit {method}: mining {k} neighbours per train row -> {nb_path}")
         nbrs = mine_knn(train, k, nb_path, device=device)
-    res = fit(train, nbrs, cfg, val_features=val, out_dir=out, resume=resume, device=device, save_probs=save_probs,
-              progress=progress, settings=recipe.settings(), min_steps=recipe.min_steps)
+    res = fit(
+        train,
+        nbrs,
+        cfg,
+        val_features=val,
+        out_dir=out,
+        resume=resume,
+        device=device,
+        save_probs=save_probs,
+        progress=progress,
+        settings=recipe.settings(),
+        min_steps=recipe.min_steps,
+    )
     return FitRun(res, recipe, Path(out), name, dist, nb_path)

@@ -78,6 +78,7 @@ class BatchedHeads(nn.Module):
         """Normal(0, 0.02) weights clipped at +-2 std, zero biases, unit gains (close to the
         DINO-head initialisation that the TEMI reference code inherits; drawn from ``generator``
         so that a seed fixes the initialisation)."""
+
         def trunc_normal(*shape: int) -> torch.Tensor:
             return torch.randn(shape, generator=generator).mul_(0.02).clamp_(-0.04, 0.04)
 

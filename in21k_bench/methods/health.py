@@ -64,8 +64,9 @@ def loss_tail_ratio(curve: Any) -> float | None:
     return float((y[-1 - tail] - y[-1]) / total)
 
 
-def health_report(head_sizes: Any, best_head: int, curve: Any, total_steps: int, *, min_steps: int = 0,
-                  method: str = "temi") -> dict:
+def health_report(
+    head_sizes: Any, best_head: int, curve: Any, total_steps: int, *, min_steps: int = 0, method: str = "temi"
+) -> dict:
     """Per-head and chosen-head cluster usage, the loss-tail ratio and human-readable warnings
     (each says what to change)."""
     head_sizes = np.asarray(head_sizes)
@@ -74,25 +75,33 @@ def health_report(head_sizes: Any, best_head: int, curve: Any, total_steps: int,
     c = len(chosen["cluster_sizes"])
     warnings: list[str] = []
     if chosen["empty_clusters"] > COLLAPSE_EMPTY_FRACTION * c:
-        fix = ("use a larger --batch-size (the entropy term needs a batch much larger than C)" if method == "scanv2"
-               else "train longer or with a lower --lr")
+        fix = (
+            "use a larger --batch-size (the entropy term needs a batch much larger than C)"
+            if method == "scanv2"
+            else "train longer or with a lower --lr"
+        )
         warnings.append(
             f"collapse: the chosen head {best_head} leaves {chosen['empty_clusters']} of {c} clusters empty on the "
             f"predicted rows (marginal entropy {chosen['marginal_entropy_fraction']:.0%} of log C); {fix}, "
-            "or check --num-clusters against the data")
+            "or check --num-clusters against the data"
+        )
     ratio = loss_tail_ratio(curve)
     if total_steps < min_steps:
         warnings.append(
             f"under-trained: only {total_steps:,} optimizer steps (the budget rule asks for >= {min_steps:,}); "
-            "raise --epochs or lower --batch-size")
+            "raise --epochs or lower --batch-size"
+        )
     elif ratio is not None and ratio > STEEP_TAIL_FRACTION:
         warnings.append(
             f"under-trained: the loss of head {best_head} was still falling at the end ({ratio:.0%} of its total drop "
-            "came in the last 15% of the steps); raise --epochs (or lower --batch-size for more steps per epoch)")
+            "came in the last 15% of the steps); raise --epochs (or lower --batch-size for more steps per epoch)"
+        )
     return {
         "chosen_head": {"head": int(best_head), **chosen},
-        "heads": [{"head": i, **{k: v for k, v in h.items() if k != "cluster_sizes"}, "cluster_sizes": h["cluster_sizes"]}
-                  for i, h in enumerate(heads)],
+        "heads": [
+            {"head": i, **{k: v for k, v in h.items() if k != "cluster_sizes"}, "cluster_sizes": h["cluster_sizes"]}
+            for i, h in enumerate(heads)
+        ],
         "loss_curve": [None if v is None else float(v) for v in curve],
         "loss_tail_ratio": ratio,
         "total_steps": int(total_steps),

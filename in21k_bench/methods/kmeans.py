@@ -22,7 +22,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,12 +74,16 @@ class SphericalKMeans:
             try:
                 train_size = int(train_size)
             except (TypeError, ValueError):
-                raise InvalidInputError(f"kmeans: expected train_size 'all' or a positive integer, found {train_size!r}") from None
+                raise InvalidInputError(
+                    f"kmeans: expected train_size 'all' or a positive integer, found {train_size!r}"
+                ) from None
             if train_size < 1:
                 raise InvalidInputError(f"kmeans: expected train_size 'all' or a positive integer, found {train_size}")
         if max_points_per_centroid is not None:
             if int(max_points_per_centroid) < 1:
-                raise InvalidInputError(f"kmeans: expected max_points_per_centroid >= 1, found {max_points_per_centroid}")
+                raise InvalidInputError(
+                    f"kmeans: expected max_points_per_centroid >= 1, found {max_points_per_centroid}"
+                )
             if train_size == "all":  # faiss's knob, made explicit: a seeded uniform sample of K x this many rows
                 train_size = int(max_points_per_centroid) * int(num_clusters)
         self.max_points_per_centroid = max_points_per_centroid
@@ -111,12 +114,20 @@ class SphericalKMeans:
         self.num_train_rows = rows
         if rows < self.num_clusters:
             hint = " (raise --train-size)" if self.train_rows is not None else ""
-            raise InvalidInputError(f"kmeans: expected at least K={self.num_clusters} training rows{hint}, found {rows}")
+            raise InvalidInputError(
+                f"kmeans: expected at least K={self.num_clusters} training rows{hint}, found {rows}"
+            )
         dim = data.dim if isinstance(data, FeatureStore) else np.asarray(data).shape[1]
-        _log(f"training on {rows:,} of {n:,} rows ({'all' if self.train_rows is None else f'uniform sample, seed {self.seed}'}; "
-             f"{rows * dim * 4 / 2**30:.2f} GiB float32), K={self.num_clusters}, niter={self.niter}, nredo={self.nredo}, device={self.device}")
+        _log(
+            f"training on {rows:,} of {n:,} rows "
+            f"({'all' if self.train_rows is None else f'uniform sample, seed {self.seed}'}; "
+            f"{rows * dim * 4 / 2**30:.2f} GiB float32), K={self.num_clusters}, niter={self.niter}, "
+            f"nredo={self.nredo}, device={self.device}"
+        )
         if isinstance(data, FeatureStore):
-            return data.to_array(normalize=True) if self.train_rows is None else data.take(self.train_rows, normalize=True)
+            return (
+                data.to_array(normalize=True) if self.train_rows is None else data.take(self.train_rows, normalize=True)
+            )
         x = np.asarray(data)
         if x.ndim != 2:
             raise InvalidInputError(f"kmeans: expected a 2-D feature array, found shape {x.shape}")
@@ -142,10 +153,14 @@ class SphericalKMeans:
         from tqdm.auto import tqdm
 
         stepped = self.nredo == 1
-        bar = tqdm(total=self.niter, desc="kmeans fit", unit="iter", file=sys.stderr, disable=progress is False, leave=False)
+        bar = tqdm(
+            total=self.niter, desc="kmeans fit", unit="iter", file=sys.stderr, disable=progress is False, leave=False
+        )
         centroids = None if init_centroids is None else l2_normalize(np.asarray(init_centroids, dtype=np.float32))
         if centroids is not None and centroids.shape != (self.num_clusters, dim):
-            raise InvalidInputError(f"kmeans: expected init centroids of shape ({self.num_clusters}, {dim}), found {centroids.shape}")
+            raise InvalidInputError(
+                f"kmeans: expected init centroids of shape ({self.num_clusters}, {dim}), found {centroids.shape}"
+            )
         objs: list[float] = []
         for _ in range(self.niter if stepped else 1):
             cp = faiss.ClusteringParameters()
@@ -183,7 +198,9 @@ class SphericalKMeans:
         index.add(self.centroids)
         return index
 
-    def predict_topk(self, data, k: int = 5, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def predict_topk(
+        self, data, k: int = 5, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest centroids of every row: ``(top1 (N,), topk (N, k))`` int64, nearest first."""
         k = min(int(k), self.num_clusters)
         index = self._centroid_index()
@@ -191,7 +208,14 @@ class SphericalKMeans:
         topk = np.empty((n, k), dtype=np.int64)
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, desc="kmeans assign", unit="rows", unit_scale=True, file=sys.stderr, disable=None if progress else True)
+        bar = tqdm(
+            total=n,
+            desc="kmeans assign",
+            unit="rows",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=None if progress else True,
+        )
         if isinstance(data, FeatureStore):
             if data.dim != self.centroids.shape[1]:
                 raise InvalidInputError(f"kmeans: expected features of dim {self.centroids.shape[1]}, found {data.dim}")
@@ -199,7 +223,9 @@ class SphericalKMeans:
         else:
             x = np.asarray(data)
             if x.ndim != 2 or x.shape[1] != self.centroids.shape[1]:
-                raise InvalidInputError(f"kmeans: expected features of shape (n, {self.centroids.shape[1]}), found {x.shape}")
+                raise InvalidInputError(
+                    f"kmeans: expected features of shape (n, {self.centroids.shape[1]}), found {x.shape}"
+                )
             chunks = ((a, l2_normalize(x[a : a + chunk_rows])) for a in range(0, n, chunk_rows))
         for a, xc in chunks:
             _, ids = index.search(xc, k)

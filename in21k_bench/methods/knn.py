@@ -27,7 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..device import faiss_num_gpus, resolve_device as _resolve  # noqa: F401  (faiss_num_gpus: re-exported)
+from ..device import faiss_num_gpus  # noqa: F401  (faiss_num_gpus: re-exported)
+from ..device import resolve_device as _resolve
 from ..errors import InvalidInputError
 from ..fileio import check_output_dir, ensure_dir, save_npy, write_json
 
@@ -114,7 +115,9 @@ def _check_k(k: int, n: int) -> None:
     if k < 1:
         raise InvalidInputError(f"knn: expected k >= 1, found {k}")
     if k >= n:
-        raise InvalidInputError(f"knn: expected k < number of rows ({n}) since a row is not its own neighbour, found k={k}")
+        raise InvalidInputError(
+            f"knn: expected k < number of rows ({n}) since a row is not its own neighbour, found k={k}"
+        )
 
 
 def _check_rows(chunk_rows: int, db_rows: int | None) -> None:
@@ -127,7 +130,16 @@ def _check_rows(chunk_rows: int, db_rows: int | None) -> None:
 def _progress(total: int, desc: str, initial: int = 0):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="rows", unit_scale=True, file=sys.stderr, disable=None, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="rows",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=None,
+        dynamic_ncols=True,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,7 +147,14 @@ def _progress(total: int, desc: str, initial: int = 0):
 # ------------------------------------------------------------------------------------------------
 
 
-def exact_knn(x: np.ndarray, k: int, chunk_rows: int = DEFAULT_CHUNK_ROWS, device: str = "cpu", db_rows: int | None = None, progress: bool = False) -> np.ndarray:
+def exact_knn(
+    x: np.ndarray,
+    k: int,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    device: str = "cpu",
+    db_rows: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
     """Exact cosine top-``k`` neighbours of every row of ``x`` among the other rows.
 
     ``x`` must already be L2-normalised float32 (the inner product is the cosine). Returns int32
@@ -215,8 +234,15 @@ def mine_knn(
         db_rows = max(1, min(n, int(max_db_bytes) // (4 * dim)))
     db_rows = int(db_rows)
     num_chunks = (n + chunk_rows - 1) // chunk_rows
-    desc = {"k": int(k), "num_rows": n, "dim": dim, "chunk_rows": int(chunk_rows), "store": str(Path(store.path).resolve()), "backbone": store.backbone,
-            "view": getattr(store, "view_name", None)}
+    desc = {
+        "k": int(k),
+        "num_rows": n,
+        "dim": dim,
+        "chunk_rows": int(chunk_rows),
+        "store": str(Path(store.path).resolve()),
+        "backbone": store.backbone,
+        "view": getattr(store, "view_name", None),
+    }
 
     if out.is_file() and not _progress_path(out).is_file():
         info = out.with_suffix(".json")
@@ -253,7 +279,9 @@ def mine_knn(
         write_json(prog_file, {**desc, "done": []})
 
     block_iter = blocks
-    bar = _progress(n, f"knn k={k}", initial=sum(min(chunk_rows, n - c * chunk_rows) for c in done)) if progress else None
+    bar = (
+        _progress(n, f"knn k={k}", initial=sum(min(chunk_rows, n - c * chunk_rows) for c in done)) if progress else None
+    )
     for c in range(num_chunks):
         if c in done:
             continue
@@ -276,8 +304,18 @@ def mine_knn(
 
 
 def _write_description(out: Path, desc: dict, dev: str, world_size: int = 1) -> None:
-    write_json(out.with_suffix(".json"), {**desc, "metric": "cosine", "self_excluded": "by index", "order": "most similar first",
-                                          "dtype": "int32", "device": dev, "processes": int(world_size)})
+    write_json(
+        out.with_suffix(".json"),
+        {
+            **desc,
+            "metric": "cosine",
+            "self_excluded": "by index",
+            "order": "most similar first",
+            "dtype": "int32",
+            "device": dev,
+            "processes": int(world_size),
+        },
+    )
 
 
 def _database(store, n: int, dim: int, db_rows: int, chunk_rows: int, dev: str):
@@ -302,7 +340,9 @@ def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, dist, progress: bool) -> np.ndarray | None:
+def _mine_parts(
+    store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, dist, progress: bool
+) -> np.ndarray | None:
     """The multi-process path of :func:`mine_knn` (also a one-process re-run of a multi-process run)."""
     from ..distributed import fault_point, my_units
 
@@ -312,15 +352,19 @@ def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, d
 
     def prepare():
         if _progress_path(out).is_file():
-            raise InvalidInputError(f"knn: {_partial_path(out)} is a one-process run in progress; resume it with one process "
-                                    f"(the same command without torchrun) or delete {_progress_path(out)} to start over")
+            raise InvalidInputError(
+                f"knn: {_partial_path(out)} is a one-process run in progress; resume it with one process "
+                f"(the same command without torchrun) or delete {_progress_path(out)} to start over"
+            )
         ensure_dir(parts, "knn")
         prev = _read_json_or_empty(parts / "meta.json")
         if prev:
             for key in ("k", "num_rows", "dim", "chunk_rows", "store", "view"):
                 if prev.get(key) != desc[key]:
-                    raise InvalidInputError(f"knn: resuming {parts} needs the same {key}; expected {desc[key]!r}, found {prev.get(key)!r} "
-                                            f"(re-run with the original arguments, or delete {parts} to start over)")
+                    raise InvalidInputError(
+                        f"knn: resuming {parts} needs the same {key}; expected {desc[key]!r}, found {prev.get(key)!r} "
+                        f"(re-run with the original arguments, or delete {parts} to start over)"
+                    )
         else:
             write_json(parts / "meta.json", desc)
 
@@ -331,7 +375,11 @@ def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, d
         print(f"knn: resuming, {num_chunks - len(todo)}/{num_chunks} chunks already done", file=sys.stderr)
     mine = my_units(todo, dist)
     total = sum(min(chunk_rows, n - c * chunk_rows) for c in mine)
-    bar = _progress(total, f"knn k={k}" + (f" [rank {dist.rank}/{dist.world_size}]" if dist.enabled else "")) if progress and dist.is_main else None
+    bar = (
+        _progress(total, f"knn k={k}" + (f" [rank {dist.rank}/{dist.world_size}]" if dist.enabled else ""))
+        if progress and dist.is_main
+        else None
+    )
     for c in mine:
         a, b = c * chunk_rows, min((c + 1) * chunk_rows, n)
         q = next(store.iter_chunks(chunk_rows=b - a, start=a, stop=b))[1]
@@ -352,7 +400,9 @@ def _mine_parts(store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, d
         for c in range(num_chunks):
             f = parts / f"chunk-{c:05d}.npy"
             if not f.is_file():
-                raise InvalidInputError(f"knn: expected every chunk of {parts} finished, found {f.name} missing; re-run the same command")
+                raise InvalidInputError(
+                    f"knn: expected every chunk of {parts} finished, found {f.name} missing; re-run the same command"
+                )
             a, b = c * chunk_rows, min((c + 1) * chunk_rows, n)
             mm[a:b] = np.load(f, allow_pickle=False)
         mm.flush()

@@ -24,10 +24,10 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..device import resolve_device
 from ..errors import InvalidInputError
 from ..fileio import atomic_path
-from ..device import resolve_device
-from .train import as_features
+from .features_input import as_features
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_WDS", "ProbeResult", "linear_probe", "write_class_scores"]
 
@@ -97,7 +97,9 @@ def linear_probe(
     """Train the whole (lr x weight decay) grid of linear probes; return the best by val accuracy."""
     tr, va = as_features(train_x), as_features(val_x)
     if tr.dim != va.dim:
-        raise InvalidInputError(f"probe: train and val features must have the same dimension, got {tr.dim} and {va.dim}")
+        raise InvalidInputError(
+            f"probe: train and val features must have the same dimension, got {tr.dim} and {va.dim}"
+        )
     c = int(num_classes)
     if c < 2:
         raise InvalidInputError(f"probe: expected at least 2 classes, got {c}")
@@ -116,8 +118,15 @@ def linear_probe(
     steps = sum(-(-(min(lo + chunk_rows, n) - lo) // int(batch_size)) for lo in range(0, n, chunk_rows))
     tty = sys.stderr.isatty()
     for _epoch in range(epochs):
-        bar = tqdm(total=steps, unit="step", file=sys.stderr, desc=f"probe epoch {_epoch + 1}/{epochs}",
-                   disable=progress is False, leave=False, mininterval=0.5 if tty else 30.0)
+        bar = tqdm(
+            total=steps,
+            unit="step",
+            file=sys.stderr,
+            desc=f"probe epoch {_epoch + 1}/{epochs}",
+            disable=progress is False,
+            leave=False,
+            mininterval=0.5 if tty else 30.0,
+        )
         for rows, x in _batches(tr, n, batch_size, gen, chunk_rows):
             xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
             yt = ytr[rows].to(dev)
@@ -145,14 +154,18 @@ def linear_probe(
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
     return ProbeResult(
-        best_lr=float(grid[best][0]), best_weight_decay=float(grid[best][1]), best_accuracy=float(acc[best]),
+        best_lr=float(grid[best][0]),
+        best_weight_decay=float(grid[best][1]),
+        best_accuracy=float(acc[best]),
         per_class_accuracy=per_class,
         grid=[{"lr": float(lr), "weight_decay": float(wd), "val_accuracy": float(a)} for (lr, wd), a in zip(grid, acc)],
         epochs=int(epochs),
     )
 
 
-def write_class_scores(path: str | Path, scores: np.ndarray, wnids: Sequence[str], class_index: Sequence[int] | None = None) -> Path:
+def write_class_scores(
+    path: str | Path, scores: np.ndarray, wnids: Sequence[str], class_index: Sequence[int] | None = None
+) -> Path:
     """Per-class score file for the model-based benchmark builder: parquet with columns
     ``wnid`` (str), ``class_index`` (int64), ``score`` (float64, e.g. per-class probe accuracy)."""
     import pandas as pd

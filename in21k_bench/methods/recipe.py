@@ -60,7 +60,8 @@ K_MIN = 5
 FULL_SIZE_FRACTION = 0.5
 
 RULE = (
-    f"batch = min(paper batch, max({MIN_BATCH}, pow2 <= N/{MIN_STEPS_PER_EPOCH}); SCANv2 also >= {SCANV2_BATCH_PER_CLUSTER}C "
+    f"batch = min(paper batch, max({MIN_BATCH}, pow2 <= N/{MIN_STEPS_PER_EPOCH}); SCANv2 also >= "
+    f"{SCANV2_BATCH_PER_CLUSTER}C "
     f"while <= N/8); epochs = max(paper epochs, ceil({MIN_STEPS} / (N // batch))) (<= {MAX_EPOCHS}); peak lr "
     f"{ADAPTED_PEAK_LR:g} ({ADAPTED_SCHEDULE} after warm-up); teacher EMA momentum {ADAPTED_TEACHER_MOMENTUM}; "
     f"{ADAPTED_HEADS} heads; cluster layer frozen for {ADAPTED_FREEZE_EPOCHS:g} epoch; "
@@ -79,8 +80,20 @@ class Recipe:
     def settings(self) -> dict:
         """The record written to ``fit.json``: regime, reason, rule and each setting with its source."""
         cfg = self.config.to_dict()
-        keys = ("batch_size", "epochs", "num_heads", "knn", "base_lr", "lr_schedule", "min_lr", "warmup_epochs", "teacher_momentum",
-                "freeze_last_layer_epochs", "input_norm", "seed")
+        keys = (
+            "batch_size",
+            "epochs",
+            "num_heads",
+            "knn",
+            "base_lr",
+            "lr_schedule",
+            "min_lr",
+            "warmup_epochs",
+            "teacher_momentum",
+            "freeze_last_layer_epochs",
+            "input_norm",
+            "seed",
+        )
         return {
             "regime": self.regime,
             "reason": self.reason,
@@ -93,10 +106,12 @@ class Recipe:
     def describe(self) -> str:
         c = self.config
         opt = [k for k, v in self.sources.items() if v == "option"]
-        return (f"{c.method} settings ({self.regime}: {self.reason}): batch {c.batch_size}, {c.epochs} epochs, "
-                f"{c.num_heads} heads, k {c.knn}, peak lr {c.lr:.3g} ({c.lr_schedule}), teacher momentum {c.teacher_momentum}, "
-                f"cluster layer frozen {c.freeze_last_layer_epochs:g} epoch(s), inputs {c.input_norm}"
-                + (f"; from options: {', '.join(sorted(opt))}" if opt else ""))
+        return (
+            f"{c.method} settings ({self.regime}: {self.reason}): batch {c.batch_size}, {c.epochs} epochs, "
+            f"{c.num_heads} heads, k {c.knn}, peak lr {c.lr:.3g} ({c.lr_schedule}), teacher momentum "
+            f"{c.teacher_momentum}, cluster layer frozen {c.freeze_last_layer_epochs:g} epoch(s), inputs {c.input_norm}"
+            + (f"; from options: {', '.join(sorted(opt))}" if opt else "")
+        )
 
 
 def is_paper_scale(num_train: int, benchmark: Any = None) -> bool:
@@ -138,8 +153,11 @@ def default_config(
         regime, reason, min_steps = "paper", f"benchmark {benchmark.name} at full size ({n:,} train rows)", 0
     else:
         regime = "adapted"
-        what = (f"{n:,} train rows, {n / benchmark.num_train:.1%} of benchmark {benchmark.name}" if benchmark is not None
-                else f"custom features, {n:,} train rows")
+        what = (
+            f"{n:,} train rows, {n / benchmark.num_train:.1%} of benchmark {benchmark.name}"
+            if benchmark is not None
+            else f"custom features, {n:,} train rows"
+        )
         reason = f"{what}; the paper's batch/epochs would give {max(n // cfg.batch_size, 0) * cfg.epochs:,} steps"
         min_steps = MIN_STEPS
         batch = max(_pow2_floor(n / MIN_STEPS_PER_EPOCH), min(MIN_BATCH, _pow2_floor(n)))

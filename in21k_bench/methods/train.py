@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -39,10 +39,14 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..errors import In21kError, InvalidInputError
+from ..errors import (
+    InvalidInputError,
+    ResumeError,
+)  # ResumeError re-exported: importable from here as before
 from ..fileio import atomic_path
 from ..predictions import write_predictions
-from .distributed import DistInfo, barrier, init_distributed
+from .distributed import barrier, init_distributed
+from .features_input import as_features  # also importable from here, as before
 from .heads import BatchedHeads, ema_update, make_teacher, teacher_momentum
 from .health import CURVE_POINTS, health_report
 from .losses import scanv2_loss, temi_loss, uniform_prior
@@ -67,10 +71,6 @@ INPUT_NORMS = ("l2", "raw")
 #: (HHU-MMBS/TEMI-official-BMVC2023, ``main_args.py``), also used in its README commands.
 TEMI_DEFAULT_K = 50
 CHECKPOINT = "checkpoint.pt"
-
-
-class ResumeError(In21kError):
-    """A checkpoint exists but was written by a run with a different configuration or data."""
 
 
 @dataclass
@@ -163,50 +163,6 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return end + (cfg.lr - end) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
-# --------------------------------------------------------------------------- features
-
-
-class _ArrayFeatures:
-    """In-memory features (float32); the L2-normalised copy is made once, on first use."""
-
-    def __init__(self, x: np.ndarray) -> None:
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[0] < 1:
-            raise InvalidInputError(f"train: expected a 2-D feature array, got {getattr(x, 'shape', type(x))}")
-        x = np.asarray(x, dtype=np.float32)
-        if not np.isfinite(x).all():
-            raise InvalidInputError("train: features contain NaN or inf")
-        self.raw = x
-        self._unit: np.ndarray | None = None
-        self.num_rows, self.dim = x.shape
-
-    @property
-    def x(self) -> np.ndarray:
-        if self._unit is None:
-            norms = np.linalg.norm(self.raw, axis=1, keepdims=True)
-            self._unit = self.raw / np.maximum(norms, 1e-12)
-        return self._unit
-
-    def _rows(self, normalize: bool) -> np.ndarray:
-        return self.x if normalize else self.raw
-
-    def take(self, idx: np.ndarray, normalize: bool = True) -> np.ndarray:
-        return self._rows(normalize)[idx]
-
-    def iter_chunks(self, chunk_rows: int = 65536, normalize: bool = True) -> Iterator[tuple[int, np.ndarray]]:
-        rows = self._rows(normalize)
-        for s in range(0, self.num_rows, chunk_rows):
-            yield s, rows[s : s + chunk_rows]
-
-
-def as_features(x: Any):
-    """Wrap an array; pass a feature store through (duck-typed, see the module docstring)."""
-    if isinstance(x, np.ndarray):
-        return _ArrayFeatures(x)
-    if all(hasattr(x, a) for a in ("take", "iter_chunks", "num_rows", "dim")):
-        return x
-    raise InvalidInputError(f"train: expected an np.ndarray or a FeatureStore, got {type(x).__name__}")
-
-
 def _check_neighbors(nbrs: Any, n: int, k: int) -> np.ndarray:
     nbrs = np.asarray(nbrs)
     if nbrs.ndim != 2 or nbrs.shape[0] != n or not np.issubdtype(nbrs.dtype, np.integer):
@@ -222,7 +178,9 @@ def _check_neighbors(nbrs: Any, n: int, k: int) -> np.ndarray:
     return np.ascontiguousarray(nbrs)  # int32 from mine_knn stays int32 (half the memory)
 
 
-def epoch_pairs(n: int, nbrs: np.ndarray, steps: int, batch: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+def epoch_pairs(
+    n: int, nbrs: np.ndarray, steps: int, batch: int, seed: int, epoch: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Anchors (a permutation of the training set, first ``steps * batch``) and partners drawn
     uniformly from each anchor's neighbour list; depends only on ``(seed, epoch)``."""
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
@@ -336,7 +294,9 @@ def fit(
 
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    student = BatchedHeads(int(feats.dim), cfg.num_clusters, cfg.num_heads, cfg.hidden_dim, cfg.bottleneck_dim, generator=g)
+    student = BatchedHeads(
+        int(feats.dim), cfg.num_clusters, cfg.num_heads, cfg.hidden_dim, cfg.bottleneck_dim, generator=g
+    )
     teacher = make_teacher(student)
     student.to(dev)
     teacher.to(dev)
@@ -382,13 +342,24 @@ def fit(
                 t_logits = teacher(x)
         if cfg.method == "temi":
             return temi_loss(
-                s_logits, t_logits, prior, beta=cfg.beta, student_temp=cfg.student_temp,
-                teacher_temp=cfg.teacher_temp, prior_momentum=cfg.prior_momentum,
-                all_reduce=all_reduce, world_size=world,
+                s_logits,
+                t_logits,
+                prior,
+                beta=cfg.beta,
+                student_temp=cfg.student_temp,
+                teacher_temp=cfg.teacher_temp,
+                prior_momentum=cfg.prior_momentum,
+                all_reduce=all_reduce,
+                world_size=world,
             )
         return scanv2_loss(
-            s_logits, t_logits, alpha=cfg.alpha, student_temp=cfg.student_temp,
-            teacher_temp=cfg.teacher_temp, all_reduce=all_reduce, world_size=world,
+            s_logits,
+            t_logits,
+            alpha=cfg.alpha,
+            student_temp=cfg.student_temp,
+            teacher_temp=cfg.teacher_temp,
+            all_reduce=all_reduce,
+            world_size=world,
         )
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -400,15 +371,20 @@ def fit(
             anchors, partners = epoch_pairs(n, nbrs, steps, cfg.batch_size, cfg.seed, epoch)
             frozen = epoch < cfg.freeze_last_layer_epochs
 
-            def load(s: int) -> np.ndarray:
+            def load(s: int, anchors=anchors, partners=partners) -> np.ndarray:  # bound: runs on the prefetch thread
                 lo = s * cfg.batch_size + dist_info.rank * local_b
                 idx = np.concatenate([anchors[lo : lo + local_b], partners[lo : lo + local_b]])
                 return np.ascontiguousarray(feats.take(idx, normalize=norm_in), dtype=np.float32)
 
             head_sum = torch.zeros(cfg.num_heads, dtype=torch.float64, device=dev)
             bar = tqdm(
-                total=steps, unit="step", file=sys.stderr, desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
-                disable=not show, leave=False, mininterval=0.5 if tty else 30.0,
+                total=steps,
+                unit="step",
+                file=sys.stderr,
+                desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                disable=not show,
+                leave=False,
+                mininterval=0.5 if tty else 30.0,
             )
             nxt = pool.submit(load, 0)
             for s in range(steps):
@@ -428,7 +404,11 @@ def fit(
                     student.v.grad = None
                     student.g.grad = None
                 opt.step()
-                ema_update(teacher, student, teacher_momentum(gstep, total_steps, cfg.teacher_momentum, cfg.teacher_momentum_final))
+                ema_update(
+                    teacher,
+                    student,
+                    teacher_momentum(gstep, total_steps, cfg.teacher_momentum, cfg.teacher_momentum_final),
+                )
                 per_head = res.per_head.double()
                 head_sum += per_head
                 w = gstep * CURVE_POINTS // max(total_steps, 1)
@@ -462,19 +442,22 @@ def fit(
                     file=sys.stderr,
                 )
             if ckpt_path is not None and is_main:
-                _save_checkpoint(ckpt_path, {
-                    "student": student.state_dict(),
-                    "teacher": teacher.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "prior": prior.detach().cpu(),
-                    "curve_sum": curve_sum.cpu(),
-                    "curve_cnt": curve_cnt.cpu(),
-                    "epoch": epoch,
-                    "history": json.dumps(history),
-                    "rng": _rng_state(),
-                    "config": json.dumps(cfg.to_dict(), sort_keys=True),
-                    "fingerprint": json.dumps(fingerprint, sort_keys=True),
-                })
+                _save_checkpoint(
+                    ckpt_path,
+                    {
+                        "student": student.state_dict(),
+                        "teacher": teacher.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "prior": prior.detach().cpu(),
+                        "curve_sum": curve_sum.cpu(),
+                        "curve_cnt": curve_cnt.cpu(),
+                        "epoch": epoch,
+                        "history": json.dumps(history),
+                        "rng": _rng_state(),
+                        "config": json.dumps(cfg.to_dict(), sort_keys=True),
+                        "fingerprint": json.dumps(fingerprint, sort_keys=True),
+                    },
+                )
             barrier(dist_info)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, rec)
@@ -491,31 +474,49 @@ def fit(
         want_probs = save_probs
         if want_probs is None:
             want_probs = int(vf.num_rows) * cfg.num_clusters * 4 <= 4 << 30
-        top1, top5, probs = predict(teacher, vf, best, teacher_temp=cfg.teacher_temp, device=dev,
-                                    with_probs=bool(want_probs), progress=show, normalize=norm_in)
+        top1, top5, probs = predict(
+            teacher,
+            vf,
+            best,
+            teacher_temp=cfg.teacher_temp,
+            device=dev,
+            with_probs=bool(want_probs),
+            progress=show,
+            normalize=norm_in,
+        )
         result.top1, result.top5, result.probs = top1, top5, probs
         sizes = head_cluster_sizes(teacher, vf, device=dev, normalize=norm_in)
         cnt = curve_cnt.cpu().numpy()
-        curve = [float(v) if c > 0 else None for v, c in zip((curve_sum[:, best] / curve_cnt.clamp_min(1)).cpu().numpy(), cnt)]
+        curve = [
+            float(v) if c > 0 else None
+            for v, c in zip((curve_sum[:, best] / curve_cnt.clamp_min(1)).cpu().numpy(), cnt)
+        ]
         result.health = health_report(sizes, best, curve, total_steps, min_steps=min_steps, method=cfg.method)
         for msg in result.health["warnings"]:
             print(f"fit {cfg.method}: warning: {msg}", file=sys.stderr)
         if out is not None:
-            write_predictions(out, top1, top5, probs, record_name="fit.json", record={
-                "method": cfg.method,
-                "config": cfg.to_dict(),
-                "settings": settings or {},
-                "steps_per_epoch": steps,
-                "total_steps": total_steps,
-                "best_head": best,
-                "head_losses": [float(v) for v in head_losses],
-                "health": result.health,
-                "history": history,
-                "world_size": world,
-                "num_train": n,
-                "num_predicted": int(vf.num_rows),
-                "files": ["top1.npy", "top5.npy"] + (["probs.npy"] if probs is not None else []),
-            })
+            write_predictions(
+                out,
+                top1,
+                top5,
+                probs,
+                record_name="fit.json",
+                record={
+                    "method": cfg.method,
+                    "config": cfg.to_dict(),
+                    "settings": settings or {},
+                    "steps_per_epoch": steps,
+                    "total_steps": total_steps,
+                    "best_head": best,
+                    "head_losses": [float(v) for v in head_losses],
+                    "health": result.health,
+                    "history": history,
+                    "world_size": world,
+                    "num_train": n,
+                    "num_predicted": int(vf.num_rows),
+                    "files": ["top1.npy", "top5.npy"] + (["probs.npy"] if probs is not None else []),
+                },
+            )
     barrier(dist_info)
     return result
 
@@ -526,7 +527,11 @@ def _head_input(x: np.ndarray, dev: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def head_cluster_sizes(
-    heads: BatchedHeads, features: Any, *, device: str | torch.device = "cpu", normalize: bool = True,
+    heads: BatchedHeads,
+    features: Any,
+    *,
+    device: str | torch.device = "cpu",
+    normalize: bool = True,
     chunk_rows: int = 16384,
 ) -> np.ndarray:
     """``(H, C)`` number of rows that each head assigns (top-1) to each cluster."""
@@ -563,8 +568,9 @@ def predict(
     top1 = np.empty(n, dtype=np.int64)
     top5 = np.empty((n, k), dtype=np.int64)
     probs = np.empty((n, c), dtype=np.float32) if with_probs else None
-    bar = tqdm(total=n, unit="row", unit_scale=True, file=sys.stderr, desc="predict",
-               disable=progress is False, leave=False)
+    bar = tqdm(
+        total=n, unit="row", unit_scale=True, file=sys.stderr, desc="predict", disable=progress is False, leave=False
+    )
     for start, x in feats.iter_chunks(chunk_rows, normalize=normalize):
         xt = _head_input(x, dev)
         logits = heads.head_logits(xt, head).float() / teacher_temp

@@ -44,7 +44,9 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(rel["ece"]), {k: rel[k] for k in ("count", "accuracy", "confidence", "edges")}
 
 
-def candidate_groups(taxonomy, universe: np.ndarray, true: np.ndarray, mode: str) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+def candidate_groups(
+    taxonomy, universe: np.ndarray, true: np.ndarray, mode: str
+) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Group samples by candidate set: list of ``(sample_positions, candidate_classes, is_fallback)``;
     candidates ascending by class index, always containing the true class."""
     universe = np.unique(np.asarray(universe, dtype=np.int64))
@@ -53,7 +55,9 @@ def candidate_groups(taxonomy, universe: np.ndarray, true: np.ndarray, mode: str
     in_u[universe] = True
     if not in_u[true].all():
         bad = taxonomy.wnids[true[~in_u[true]][0]]
-        raise InvalidInputError(f"zeroshot: expected every true class inside the candidate universe, found {bad} outside")
+        raise InvalidInputError(
+            f"zeroshot: expected every true class inside the candidate universe, found {bad} outside"
+        )
     if mode == "all":
         return [(np.arange(len(true)), universe, False)]
     level = np.asarray(taxonomy.level)
@@ -85,8 +89,18 @@ def candidate_groups(taxonomy, universe: np.ndarray, true: np.ndarray, mode: str
     return groups
 
 
-def score_modes(x: np.ndarray, true: np.ndarray, text: np.ndarray, pos: np.ndarray, taxonomy, universe: np.ndarray,
-                modes: Sequence[str], logit_scale: float, device: str = "cpu", batch_rows: int = 4096) -> dict[str, dict[str, np.ndarray]]:
+def score_modes(
+    x: np.ndarray,
+    true: np.ndarray,
+    text: np.ndarray,
+    pos: np.ndarray,
+    taxonomy,
+    universe: np.ndarray,
+    modes: Sequence[str],
+    logit_scale: float,
+    device: str = "cpu",
+    batch_rows: int = 4096,
+) -> dict[str, dict[str, np.ndarray]]:
     """Predictions for one chunk: per mode ``pred`` (class index), ``confidence``, ``fallback`` (bool)."""
     import torch
 
@@ -190,7 +204,9 @@ def zeroshot(
     samples = shared_samples(dist, out_dir / "work", lambda: scan_samples(root, [split], taxonomy))
     if clip is None:
         clip = load_clip(model, pretrained, device=dist.device, seed=seed)
-    emb = _embedding_source(samples, clip, out_dir / "work", chunk_rows, resume, batch_size, num_workers, features, dist)
+    emb = _embedding_source(
+        samples, clip, out_dir / "work", chunk_rows, resume, batch_size, num_workers, features, dist
+    )
     if not dist.is_main:
         return None
     true_all = samples["class_index"].to_numpy()
@@ -203,8 +219,12 @@ def zeroshot(
         cache = TextEmbeddingCache(clip, getattr(taxonomy, "version", "unknown"), cache_dir)
         lemma_emb, ptr = cache.lemma_embeddings(wnids, lemmas)
         votes = cache.load_votes() if lemma_choice == "auto" else {}
-        counts = [np.asarray(votes[w]["counts"]) if w in votes and len(votes[w]["counts"]) == len(lst) else np.zeros(len(lst), np.int64)
-                  for w, lst in zip(wnids, lemmas)]
+        counts = [
+            np.asarray(votes[w]["counts"])
+            if w in votes and len(votes[w]["counts"]) == len(lst)
+            else np.zeros(len(lst), np.int64)
+            for w, lst in zip(wnids, lemmas)
+        ]
         text = class_text_matrix(lemma_emb, ptr, choose_lemmas(counts))
     pos = np.full(taxonomy.num_classes, -1, np.int64)
     pos[universe] = np.arange(len(universe))
@@ -212,31 +232,52 @@ def zeroshot(
     preds = {m: {"pred": [], "confidence": [], "fallback": []} for m in modes}
     for k in tqdm(range(emb.num_chunks), desc="zero-shot", unit="chunk", disable=None):
         a, b = emb.rows(k)
-        res = score_modes(emb.read(k), true_all[a:b], text, pos, taxonomy, universe, modes, clip.logit_scale, clip.device)
+        res = score_modes(
+            emb.read(k), true_all[a:b], text, pos, taxonomy, universe, modes, clip.logit_scale, clip.device
+        )
         for m in modes:
             for key in preds[m]:
                 preds[m][key].append(res[m][key])
 
     wn = np.asarray(taxonomy.wnids, dtype=object)
-    results: dict = {"model": clip.name, "pretrained": clip.pretrained, "split": split, "num_samples": int(len(samples)),
-                     "classes": classes, "num_candidates_all": int(len(universe)), "lemma_choice": lemma_choice,
-                     "logit_scale": clip.logit_scale, "ece_bins": ECE_BINS, "ece_implementation": "in21k_bench.metrics.reliability",
-                     "modes": {}}
-    cols = {"sample_id": pa.array(samples["sample_id"].tolist(), pa.string()),
-            "true_wnid": pa.array(wn[true_all].tolist(), pa.string())}
+    results: dict = {
+        "model": clip.name,
+        "pretrained": clip.pretrained,
+        "split": split,
+        "num_samples": int(len(samples)),
+        "classes": classes,
+        "num_candidates_all": int(len(universe)),
+        "lemma_choice": lemma_choice,
+        "logit_scale": clip.logit_scale,
+        "ece_bins": ECE_BINS,
+        "ece_implementation": "in21k_bench.metrics.reliability",
+        "modes": {},
+    }
+    cols = {
+        "sample_id": pa.array(samples["sample_id"].tolist(), pa.string()),
+        "true_wnid": pa.array(wn[true_all].tolist(), pa.string()),
+    }
     for m in modes:
         pred = np.concatenate(preds[m]["pred"])
         conf = np.concatenate(preds[m]["confidence"])
         fb = np.concatenate(preds[m]["fallback"])
         correct = pred == true_all
         ece, bins = expected_calibration_error(conf, correct)
-        results["modes"][m] = {"accuracy": float(correct.mean()), "mean_confidence": float(conf.mean()), "ece": ece,
-                               "num_fallback": int(fb.sum()), "reliability": bins}
+        results["modes"][m] = {
+            "accuracy": float(correct.mean()),
+            "mean_confidence": float(conf.mean()),
+            "ece": ece,
+            "num_fallback": int(fb.sum()),
+            "reliability": bins,
+        }
         cols[f"pred_{m}"] = pa.array(wn[pred].tolist(), pa.string())
         cols[f"confidence_{m}"] = pa.array(conf)
         if plots:
-            reliability_plot(out_dir / f"reliability-{m}.png", bins,
-                             f"{clip.name} zero-shot ({m}): acc {correct.mean():.3f}, ECE {ece:.3f}")
+            reliability_plot(
+                out_dir / f"reliability-{m}.png",
+                bins,
+                f"{clip.name} zero-shot ({m}): acc {correct.mean():.3f}, ECE {ece:.3f}",
+            )
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         pq.write_table(pa.table(cols), tmp)
     results["seconds"] = round(time.time() - t0, 3)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -31,7 +31,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..device import resolve_device
-from ..errors import In21kError, InvalidInputError
+from ..errors import ClipError, InvalidInputError  # ClipError re-exported: importable from here as before
 from ..fileio import save_npy, write_json
 from .prompts import PROMPT_TEMPLATES, fill_prompts, prompts_version
 
@@ -56,10 +56,6 @@ _TEST_ARCH_CFGS = {
         text_cfg=dict(context_length=77, vocab_size=49408, width=128, heads=2, layers=2),
     ),
 }
-
-
-class ClipError(In21kError):
-    """A CLIP model could not be loaded or used as asked."""
 
 
 @dataclass
@@ -111,8 +107,9 @@ def _weights_identity(pretrained: str | None, seed: int) -> str:
     return pretrained
 
 
-def load_clip(model: str, pretrained: str | None = None, device: str = "auto", seed: int = 0,
-              precision: str = "fp32") -> ClipModel:
+def load_clip(
+    model: str, pretrained: str | None = None, device: str = "auto", seed: int = 0, precision: str = "fp32"
+) -> ClipModel:
     """Load an open_clip model.
 
     ``pretrained``: an open_clip tag (``laion2b_s34b_b88k``), a local checkpoint file, or None
@@ -135,11 +132,17 @@ def load_clip(model: str, pretrained: str | None = None, device: str = "auto", s
         import difflib
 
         close = difflib.get_close_matches(model, open_clip.list_models(), n=3)
-        raise ClipError(f"clip: expected an open_clip model name, found {model!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise ClipError(
+            f"clip: expected an open_clip model name, found {model!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+        )
     if pretrained is not None and not Path(pretrained).is_file() and ":" not in model:
         tags = [t for m, t in open_clip.list_pretrained() if m == model]
         if pretrained not in tags:
-            raise ClipError(f"clip: expected a pretrained tag of {model} ({', '.join(tags) or 'none known'}) or a checkpoint file, found {pretrained!r}")
+            raise ClipError(
+                f"clip: expected a pretrained tag of {model} ({', '.join(tags) or 'none known'}) or a checkpoint file, "
+                f"found {pretrained!r}"
+            )
     torch.manual_seed(seed)
     # open_clip warns on the root logger that random weights are random; that is the point here
     previous = logging.root.manager.disable
@@ -150,9 +153,15 @@ def load_clip(model: str, pretrained: str | None = None, device: str = "auto", s
             base, pretrained=pretrained, device=dev, precision=precision, **kwargs
         )
     except pickle.UnpicklingError:
-        raise ClipError(f"clip: expected {pretrained!r} to be a plain weights checkpoint for {model}, found a file torch.load(weights_only=True) refuses (never unpickled)") from None
+        raise ClipError(
+            f"clip: expected {pretrained!r} to be a plain weights checkpoint for {model}, found a file "
+            "torch.load(weights_only=True) refuses (never unpickled)"
+        ) from None
     except (RuntimeError, OSError, ValueError, EOFError, KeyError) as exc:
-        raise ClipError(f"clip: expected to load {model} with weights {pretrained!r}, found {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        raise ClipError(
+            f"clip: expected to load {model} with weights {pretrained!r}, found {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}"
+        ) from None
     finally:
         logging.disable(previous)
     m.eval()
@@ -185,17 +194,24 @@ class ImageFiles:
             with Image.open(self.paths[i]) as im:
                 return self.preprocess(im.convert("RGB"))
         except (UnidentifiedImageError, OSError) as exc:
-            raise InvalidInputError(f"image folder: expected a readable image at {self.paths[i]}, found {type(exc).__name__}: {exc}") from None
+            raise InvalidInputError(
+                f"image folder: expected a readable image at {self.paths[i]}, found {type(exc).__name__}: {exc}"
+            ) from None
 
 
-def embed_images(clip: ClipModel, paths: Sequence[str], batch_size: int = 256, num_workers: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+def embed_images(
+    clip: ClipModel, paths: Sequence[str], batch_size: int = 256, num_workers: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, embeddings)`` batches of L2-normalised image embeddings, in ``paths`` order."""
     import torch
 
     if not len(paths):
         return
     loader = torch.utils.data.DataLoader(
-        ImageFiles(paths, clip.preprocess), batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        ImageFiles(paths, clip.preprocess),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
         pin_memory=clip.device.startswith("cuda"),
     )
     start = 0
@@ -221,26 +237,42 @@ class EmbeddingChunks:
     existing directory made for another sample list or model is an error.
     """
 
-    def __init__(self, directory: str | os.PathLike, sample_ids: Sequence[str], dim: int, identity: str,
-                 chunk_rows: int = 65536, resume: bool = True):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        sample_ids: Sequence[str],
+        dim: int,
+        identity: str,
+        chunk_rows: int = 65536,
+        resume: bool = True,
+    ):
         if chunk_rows < 1:
             raise InvalidInputError(f"embeddings: expected chunk_rows >= 1, found {chunk_rows}")
         self.dir = Path(directory)
         self.num_rows = len(sample_ids)
         self.dim = int(dim)
         self.chunk_rows = int(chunk_rows)
-        meta = {"identity": identity, "num_rows": self.num_rows, "dim": self.dim, "chunk_rows": self.chunk_rows,
-                "sample_ids_sha256": _ids_digest(sample_ids), "dtype": "float16"}
+        meta = {
+            "identity": identity,
+            "num_rows": self.num_rows,
+            "dim": self.dim,
+            "chunk_rows": self.chunk_rows,
+            "sample_ids_sha256": _ids_digest(sample_ids),
+            "dtype": "float16",
+        }
         mp = self.dir / "meta.json"
         if mp.is_file():
             old = json.loads(mp.read_text())
             if old != meta:
                 diff = sorted(k for k in meta if old.get(k) != meta[k])
                 raise InvalidInputError(
-                    f"embeddings: expected the work area {self.dir} to belong to this run, found different {', '.join(diff)}; "
-                    "delete it or choose another work dir")
+                    f"embeddings: expected the work area {self.dir} to belong to this run, found different "
+                    f"{', '.join(diff)}; delete it or choose another work dir"
+                )
             if not resume and self.done():
-                raise InvalidInputError(f"embeddings: found finished chunks in {self.dir}; pass --resume to reuse them or delete the folder")
+                raise InvalidInputError(
+                    f"embeddings: found finished chunks in {self.dir}; pass --resume to reuse them or delete the folder"
+                )
         else:
             write_json(mp, meta)
         self.meta = meta
@@ -272,7 +304,9 @@ class EmbeddingChunks:
         x = np.load(self.chunk_path(k), allow_pickle=False).astype(np.float32)
         a, b = self.rows(k)
         if x.shape != (b - a, self.dim):
-            raise InvalidInputError(f"embeddings: expected {self.chunk_path(k)} of shape {(b - a, self.dim)}, found {x.shape}")
+            raise InvalidInputError(
+                f"embeddings: expected {self.chunk_path(k)} of shape {(b - a, self.dim)}, found {x.shape}"
+            )
         n = np.linalg.norm(x, axis=1, keepdims=True)
         return x / np.maximum(n, 1e-12)
 
@@ -280,8 +314,16 @@ class EmbeddingChunks:
         for k in range(self.num_chunks):
             yield self.rows(k)[0], self.read(k)
 
-    def fill(self, clip: ClipModel, paths: Sequence[str], batch_size: int = 256, num_workers: int = 0,
-             on_chunk=None, chunks: Sequence[int] | None = None, progress: bool = True) -> int:
+    def fill(
+        self,
+        clip: ClipModel,
+        paths: Sequence[str],
+        batch_size: int = 256,
+        num_workers: int = 0,
+        on_chunk=None,
+        chunks: Sequence[int] | None = None,
+        progress: bool = True,
+    ) -> int:
         """Embed the missing chunks (or the given ``chunks``: this process's share under torchrun) from
         ``paths`` (same order as the sample ids); returns chunks written."""
         from tqdm import tqdm
@@ -316,8 +358,9 @@ def open_feature_store_embeddings(features_dir: str | os.PathLike, split: str, s
     ids = np.asarray(store.sample_ids, dtype=object)
     if len(ids) != len(sample_ids) or not np.array_equal(ids, np.asarray(sample_ids, dtype=object)):
         raise InvalidInputError(
-            f"features: expected the {split} store in {features_dir} to hold the {len(sample_ids)} images of the folder in canonical order, "
-            f"found {len(ids)} rows with different sample ids")
+            f"features: expected the {split} store in {features_dir} to hold the {len(sample_ids)} images of the "
+            f"folder in canonical order, found {len(ids)} rows with different sample ids"
+        )
     return store
 
 
@@ -344,8 +387,12 @@ class TextEmbeddingCache:
 
     def __init__(self, clip: ClipModel, taxonomy_version: str, cache_dir: str | os.PathLike | None = None):
         self.clip = clip
-        info = {"model": clip.identity, "taxonomy": taxonomy_version, "prompts": prompts_version(),
-                "templates": list(PROMPT_TEMPLATES)}
+        info = {
+            "model": clip.identity,
+            "taxonomy": taxonomy_version,
+            "prompts": prompts_version(),
+            "templates": list(PROMPT_TEMPLATES),
+        }
         key = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.dir = self.dir / key
@@ -363,7 +410,9 @@ class TextEmbeddingCache:
         save_npy(self.dir / "emb.npy", self._emb)
         write_json(self.dir / "index.json", {"key_info": self.key_info, "classes": self._classes})
 
-    def lemma_embeddings(self, wnids: Sequence[str], lemmas: Sequence[Sequence[str]], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def lemma_embeddings(
+        self, wnids: Sequence[str], lemmas: Sequence[Sequence[str]], batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-lemma embeddings for ``wnids`` (lemma lists aligned): returns ``(emb, ptr)`` with the lemmas of
         class j in rows ``ptr[j]:ptr[j+1]`` (float32, each row the mean of 7 normalised prompt embeddings)."""
         from tqdm import tqdm
@@ -419,8 +468,9 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
-def vote_lemmas(lemma_emb: np.ndarray, ptr: np.ndarray, class_pos: np.ndarray, x: np.ndarray,
-                counts: list[np.ndarray]) -> None:
+def vote_lemmas(
+    lemma_emb: np.ndarray, ptr: np.ndarray, class_pos: np.ndarray, x: np.ndarray, counts: list[np.ndarray]
+) -> None:
     """Add one chunk of votes: image i (embedding ``x[i]``, class position ``class_pos[i]``, -1 = not
     voting) votes for the lemma of its own class with the highest cosine score (first lemma on ties).
     ``counts[j]`` (length = number of lemmas of class j) is updated in place."""
@@ -453,5 +503,7 @@ def class_text_matrix(lemma_emb: np.ndarray, ptr: np.ndarray, choice: np.ndarray
     """(n_classes, D) unit-norm text embedding per class: the chosen lemma's prompt mean, re-normalised."""
     rows = ptr[:-1] + choice
     if np.any(rows >= ptr[1:]):
-        raise InvalidInputError("text embeddings: expected a lemma choice within each class's lemmas, found one outside")
+        raise InvalidInputError(
+            "text embeddings: expected a lemma choice within each class's lemmas, found one outside"
+        )
     return normalize_rows(lemma_emb[rows])

@@ -134,7 +134,11 @@ def walk(start: np.ndarray, tree: Tree, score: ScoreFn, mode: str) -> WalkResult
             current[rows] = chosen
             active[rows] = moved & ~tree.is_leaf[chosen]
         steps.append(step)
-    trail = np.column_stack([np.asarray(start, dtype=np.int64), *steps]) if steps else np.asarray(start, dtype=np.int64)[:, None]
+    trail = (
+        np.column_stack([np.asarray(start, dtype=np.int64), *steps])
+        if steps
+        else np.asarray(start, dtype=np.int64)[:, None]
+    )
     paths = [row[row >= 0].tolist() for row in trail]
     return WalkResult(current, paths, margin)
 
@@ -152,14 +156,18 @@ def scan_samples(root: str | os.PathLike, splits: Sequence[str], taxonomy) -> pd
     frames = []
     for split in splits:
         if not (Path(root) / split).is_dir():
-            raise InvalidInputError(f"image folder: expected {Path(root) / split}/<wnid>/<file>, found no {split}/ folder")
+            raise InvalidInputError(
+                f"image folder: expected {Path(root) / split}/<wnid>/<file>, found no {split}/ folder"
+            )
         df = scan_split(root, split, classes=list(taxonomy.wnids))
         df["class_index"] = df["class_dir"].map(taxonomy._index).astype(np.int64) if len(df) else np.zeros(0, np.int64)
         df["split"] = split
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
     if not len(out):
-        raise InvalidInputError(f"image folder: expected images in {root}/{{{','.join(splits)}}}/<wnid>/ for winter21 wnids, found none")
+        raise InvalidInputError(
+            f"image folder: expected images in {root}/{{{','.join(splits)}}}/<wnid>/ for winter21 wnids, found none"
+        )
     return out
 
 
@@ -179,8 +187,17 @@ def shared_samples(dist, work: Path, make) -> pd.DataFrame:
     return box["df"] if dist.is_main else pq.read_table(work / "samples.parquet").to_pandas()
 
 
-def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, resume: bool,
-                      batch_size: int, num_workers: int, features: str | None, dist=None):
+def _embedding_source(
+    samples: pd.DataFrame,
+    clip,
+    work: Path,
+    chunk_rows: int,
+    resume: bool,
+    batch_size: int,
+    num_workers: int,
+    features: str | None,
+    dist=None,
+):
     """Return an object with ``num_chunks``, ``rows(k)``, ``read(k)`` over all samples.
 
     Under torchrun (``dist``) every rank fills its round-robin share of the missing chunks; all
@@ -192,7 +209,9 @@ def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, 
     ids = samples["sample_id"].tolist()
 
     def open_store(resume_flag):
-        return EmbeddingChunks(work / "emb", ids, clip.embed_dim, clip.identity, chunk_rows=chunk_rows, resume=resume_flag)
+        return EmbeddingChunks(
+            work / "emb", ids, clip.embed_dim, clip.identity, chunk_rows=chunk_rows, resume=resume_flag
+        )
 
     dist.main_first(lambda: (open_store(resume), None)[1])  # rank 0 creates or checks the work area
     store = open_store(True)
@@ -207,7 +226,9 @@ def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, 
         for split, part in samples.groupby("split", sort=False):
             st = open_feature_store_embeddings(features, split, part["sample_id"].tolist())
             if st.dim != clip.embed_dim:
-                raise InvalidInputError(f"features: expected dim {clip.embed_dim} (the model's), found {st.dim} in {features}/{split}")
+                raise InvalidInputError(
+                    f"features: expected dim {clip.embed_dim} (the model's), found {st.dim} in {features}/{split}"
+                )
             sources.append((offset, st))
             offset += len(part)
         for k in mine:
@@ -216,12 +237,21 @@ def _embedding_source(samples: pd.DataFrame, clip, work: Path, chunk_rows: int, 
             for off, st in sources:
                 lo, hi = max(a, off), min(b, off + st.num_rows)
                 if lo < hi:
-                    parts.extend(x for _, x in st.iter_chunks(chunk_rows=hi - lo, normalize=True, start=lo - off, stop=hi - off))
+                    parts.extend(
+                        x for _, x in st.iter_chunks(chunk_rows=hi - lo, normalize=True, start=lo - off, stop=hi - off)
+                    )
             store.write(k, np.concatenate(parts))
             _fault_point("embed", k)
     elif mine:
-        store.fill(clip, samples["path"].tolist(), batch_size=batch_size, num_workers=num_workers,
-                   on_chunk=lambda k: _fault_point("embed", k), chunks=mine, progress=dist.is_main)
+        store.fill(
+            clip,
+            samples["path"].tolist(),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            on_chunk=lambda k: _fault_point("embed", k),
+            chunks=mine,
+            progress=dist.is_main,
+        )
     dist.barrier()  # every chunk is on disk
     if dist.is_main:
         from ..distributed import wait_for
@@ -325,9 +355,9 @@ def relabel(
     pos = np.full(tree.num_classes, -1, np.int64)
     pos[classes] = np.arange(len(classes))
     if len(classes):
-        text, chosen, counts = prepare_text(clip, taxonomy, classes, cache_dir, emb, sample_class)
+        text, chosen, _counts = prepare_text(clip, taxonomy, classes, cache_dir, emb, sample_class)
     else:
-        text, chosen, counts = np.zeros((0, clip.embed_dim), np.float32), [], []
+        text, chosen, _counts = np.zeros((0, clip.embed_dim), np.float32), [], []
     text_t = torch.from_numpy(text).to(clip.device)
 
     from tqdm import tqdm
@@ -347,7 +377,14 @@ def relabel(
 
         def score(rows, node, cands, x_t=x_t):
             with torch.inference_mode():
-                return (x_t[torch.from_numpy(rows).to(clip.device)] @ text_t[torch.from_numpy(pos[cands]).to(clip.device)].T).cpu().numpy()
+                return (
+                    (
+                        x_t[torch.from_numpy(rows).to(clip.device)]
+                        @ text_t[torch.from_numpy(pos[cands]).to(clip.device)].T
+                    )
+                    .cpu()
+                    .numpy()
+                )
 
         res = walk(start, tree, score, mode)
         table = pa.table(
@@ -372,7 +409,8 @@ def relabel(
         "taxonomy_version": getattr(taxonomy, "version", "unknown"),
         "splits": list(splits),
         "score": "cosine similarity of L2-normalised image and class text embeddings",
-        "ties": "first maximum in candidate order: p-hzr [current] + children by class index, leaf-hzr children by class index",
+        "ties": "first maximum in candidate order: p-hzr [current] + children by class index, leaf-hzr children by "
+        "class index",
         "margin": "best - second best score at the last step with >= 2 candidates; NaN if none",
     }
     summary = _write_manifest(out, wdir, emb.num_chunks, meta, wnids)

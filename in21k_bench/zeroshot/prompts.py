@@ -66,13 +66,18 @@ def read_lemma_table(path: str | os.PathLike) -> dict[str, list[str]]:
             continue
         wnid, sep, field = line.partition("\t")
         if not sep or not wnid.startswith("n"):
-            raise InvalidInputError(f"lemma table {path}: expected 'wnid<TAB>lemmas' on line {lineno}, found {line[:60]!r}")
+            raise InvalidInputError(
+                f"lemma table {path}: expected 'wnid<TAB>lemmas' on line {lineno}, found {line[:60]!r}"
+            )
         out[wnid.strip()] = split_lemmas(field)
     return out
 
 
-def class_lemmas(wnids: Sequence[str], lemmas: Mapping[str, Sequence[str]] | Sequence[Sequence[str]],
-                 names: Sequence[str] | None = None) -> list[list[str]]:
+def class_lemmas(
+    wnids: Sequence[str],
+    lemmas: Mapping[str, Sequence[str]] | Sequence[Sequence[str]],
+    names: Sequence[str] | None = None,
+) -> list[list[str]]:
     """Lemma lists for ``wnids``.
 
     ``lemmas`` is either a mapping wnid -> lemmas (the lemma table) or a list aligned with ``wnids``
