@@ -89,7 +89,9 @@ def test_run_kmeans_writes_evaluator_files(tmp_path):
     x, y = _blobs()
     rec = run_kmeans(x[:2500], x[2500:], 4, tmp_path / "out", niter=5, device="cpu")
     top1 = np.load(tmp_path / "out" / "top1.npy", allow_pickle=False)
-    top4 = np.load(tmp_path / "out" / "top5.npy", allow_pickle=False)  # K = 4 < 5: all 4 clusters, ranked, in the one top-k file
+    top4 = np.load(
+        tmp_path / "out" / "top5.npy", allow_pickle=False
+    )  # K = 4 < 5: all 4 clusters, ranked, in the one top-k file
     assert top1.shape == (500,) and top4.shape == (500, 4) and (top4[:, 0] == top1).all()
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert set(run["prediction_files"]) == {"top1.npy", "top5.npy"}  # written through in21k_bench.predictions
