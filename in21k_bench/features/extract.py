@@ -293,12 +293,13 @@ def extract_features(
             f"extract: expected split folders {', '.join(missing)} under {root}, found {found[:10]}"
         )
     out = Path(out_dir)
-    class_names = None
-    if bench is None:
-        class_names = dist.main_first(_class_folders, root, splits, out)
+    # the backbone first: a bad model name or checkpoint must fail before anything is written to out_dir
     embedder, transform, dim = load_backbone(
         backbone, checkpoint=checkpoint, pretrained=pretrained, device=dev, image_size=image_size
     )
+    class_names = None
+    if bench is None:
+        class_names = dist.main_first(_class_folders, root, splits, out)
     if dist.is_main:
         _log(
             f"backbone {backbone} (dim {dim}, "
