@@ -17,6 +17,7 @@ group is created and the barriers do nothing. Backends: NCCL when the device is 
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -102,6 +103,15 @@ def world_from_env() -> tuple[int, int, int]:
     )
 
 
+def _leave_group() -> None:
+    """Leave the process group at exit: a gloo group left open can abort the process while its
+    threads are torn down ("terminate called without an active exception")."""
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        td.destroy_process_group()
+
+
 def init(device: object = "auto", engine: str = "torch") -> Dist:
     """Join the process group torchrun set up (no-op for one process) and pick this rank's device.
 
@@ -122,6 +132,7 @@ def init(device: object = "auto", engine: str = "torch") -> Dist:
 
             torch.cuda.set_device(int(dev.split(":")[1]) if ":" in dev else local)
         td.init_process_group(backend="nccl" if dev.startswith("cuda") else "gloo", timeout=TIMEOUT)
+        atexit.register(_leave_group)
     return Dist(td.get_rank(), td.get_world_size(), local, dev)
 
 
