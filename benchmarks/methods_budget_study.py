@@ -8,11 +8,13 @@ around a centre setting -- for both methods on two data sets:
 
 * ``digits``: scikit-learn's digits, 1,442 train / 355 val real 8x8 images, 64 raw pixel values
   (0-16), C = 10 (``in21k_bench.features.digits``);
-* ``sim``: SYNTHETIC features from ``in21k_bench.features.simulate`` (the 155 ``in21k`` classes
-  under "dog", n02084071, scale 0.03, dim 64, 20 val rows per class), C = 155.
+* ``sim``: SYNTHETIC features from ``in21k_bench.features.simulate``: the demo's data (the 155 ``in21k``
+  classes under "dog", n02084071, scale 0.1 = 20,119 train rows, dim 64, 20 val rows per class, class
+  shape rank 1, separation 4, curve 1.5: thin curved classes, every exact neighbour in the class), C = 155.
 
-Centre: 2,000 steps, batch 64 (digits) / 128 (sim), peak lr 1e-3 (constant after a 10% warm-up),
-cluster layer frozen for the first epoch, L2-normalised inputs, k = 20 (digits) / 10 (sim), and
+Centre: 2,000 steps, batch 64 (digits) / 256 (sim), peak lr 1e-3 (constant after a 10% warm-up),
+cluster layer frozen for the first epoch, L2-normalised inputs, k = 20 (digits) / 43 (sim: ``fit``'s
+default clamp(N / 3C, 5, 50)), teacher momentum 0.996 (digits) / 0.99 (sim: ``fit``'s default), and
 2 heads (the heads are independent copies; more heads only improve the pick of the best one, so
 the study uses 2 to keep CPU time modest). Seeds: ``--seeds`` (default 1) per point. k-means
 (spherical, 50 iterations) on the same split is the reference line. Results are appended to a JSON
@@ -51,21 +53,21 @@ CENTRE = {
     },
     "sim": {
         "steps": 2000,
-        "batch": 128,
+        "batch": 256,
         "peak_lr": 1e-3,
         "schedule": "constant",
         "freeze": 1,
         "input": "l2",
-        "k": 10,
-        "momentum": 0.996,
+        "k": 43,
+        "momentum": 0.99,
     },
 }
 FACTORS = {
     "steps": [250, 500, 1000, 2000, 4000],
-    "batch": {"digits": [16, 32, 64, 128, 256], "sim": [32, 64, 128, 256, 512]},
+    "batch": {"digits": [16, 32, 64, 128, 256], "sim": [64, 128, 256, 512, 1024]},
     "peak_lr": [1e-4, 3e-4, 1e-3, 3e-3],
     "schedule": ["constant", "cosine"],
-    "k": [5, 10, 20, 50],
+    "k": {"digits": [5, 10, 20, 50], "sim": [5, 10, 20, 43, 50]},
     "freeze": [0, 1],
     "input": ["l2", "raw"],
     "momentum": [0.99, 0.996],
@@ -89,10 +91,11 @@ def prepare(work: Path) -> dict:
                 sp = digits_split()
                 (x, y, _), (xv, yv, _) = sp["train"], sp["val"]
             else:
-                from in21k_bench.features.simulate import simulate_features
+                from in21k_bench.features.simulate import SimParams, simulate_features
 
+                shape = SimParams(dim=64, seed=0, rank=1, separation=4.0, curve=1.5)  # the demo's class shape
                 tr, va = simulate_features(
-                    "in21k", work / "simstore", scale=0.03, val_scale=0.4, dim=64, seed=0, progress=False, subtree=DOG
+                    "in21k", work / "simstore", scale=0.1, val_scale=0.4, params=shape, progress=False, subtree=DOG
                 )
                 x, y, xv, yv = tr.to_array(normalize=False), tr.labels, va.to_array(normalize=False), va.labels
             xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -2,7 +2,8 @@
 
 One run: simulate the ``--benchmark`` classes under ``--subtree`` (default: the 155 ``in21k`` dog classes)
 in memory with the SimParams given as JSON (``--sim '{"rank": 1, "separation": 4, "curve": 1.5}'``),
-L2-normalise, report exact-kNN label purity (k = 1, 5, 10, 20), then Hungarian ACC / NMI on val of
+L2-normalise (``--center``: subtract the training mean first), report exact-kNN label purity (k = 1, 5,
+10, 20), then Hungarian ACC / NMI / class share (mean largest fraction of a class in one cluster) on val of
 spherical k-means (20 iterations) and of TEMI / SCANv2 trained for ``--steps`` optimizer steps at a
 constant peak lr (``--lr``; ``--min-lr`` < lr gives the cosine schedule) with teacher momentum
 ``--momentum``. One torch thread; prints one JSON line. The numbers in docs/features.md and
@@ -34,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--subtree", default="n02084071")
     ap.add_argument("--scale", type=float, default=0.1)
     ap.add_argument("--val-scale", type=float, default=0.4)
+    ap.add_argument("--per-class", type=int, default=0, help="train rows of every class (0: real counts x scale)")
     ap.add_argument("--methods", default="kmeans")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=256)
@@ -43,6 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--momentum", type=float, default=0.99, help="teacher EMA momentum")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--center", action="store_true", help="Subtract the training mean before L2 normalisation")
     a = ap.parse_args(argv)
 
     import torch
@@ -59,17 +62,23 @@ def main(argv=None) -> int:
     classes, label_wnids = _class_table(in21k_bench.load(a.benchmark), a.subtree or None)
     c = len(label_wnids)
     n_tr = np.maximum(2, np.rint(classes["num_train"].to_numpy() * a.scale)).astype(int)
+    if a.per_class > 0:
+        n_tr = np.full(len(n_tr), a.per_class)
     n_va = np.maximum(1, np.rint(classes["num_val"].to_numpy() * a.val_scale)).astype(int)
     x = np.concatenate([g.sample(w, int(n), 0) for w, n in zip(classes["wnid"], n_tr)])
     xv = np.concatenate([g.sample(w, int(n), 1) for w, n in zip(classes["wnid"], n_va)])
     y = np.repeat(classes["label"].to_numpy(), n_tr)
     yv = np.repeat(classes["label"].to_numpy(), n_va)
+    if a.center:
+        mean = x.mean(axis=0)
+        x, xv = x - mean, xv - mean
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     xv /= np.linalg.norm(xv, axis=1, keepdims=True)
     knn = exact_knn(x, max(a.k, 20))
     out = {
         "synthetic": True,
         "sim": json.loads(a.sim),
+        "center": a.center,
         "benchmark": a.benchmark,
         "subtree": a.subtree,
         "C": c,
@@ -80,7 +89,14 @@ def main(argv=None) -> int:
 
     def score(top1):
         m = dense_matching(top1, yv, c, c)
-        return {"acc": round(float(accuracy(top1, yv, m.cluster_to_label)), 4), "nmi": round(float(nmi(yv, top1)), 4)}
+        table = np.zeros((c, c))
+        np.add.at(table, (yv, top1), 1)
+        return {
+            "acc": round(float(accuracy(top1, yv, m.cluster_to_label)), 4),
+            "nmi": round(float(nmi(yv, top1)), 4),
+            # mean over classes of the largest share of a class's val rows that one cluster holds
+            "class_share": round(float((table.max(axis=1) / table.sum(axis=1)).mean()), 4),
+        }
 
     for method in a.methods.split(","):
         t0 = time.process_time()

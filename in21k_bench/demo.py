@@ -15,11 +15,13 @@ Two presets show the two regimes of Adaloglou et al. (2024) on the same simulate
 * ``coarse``: the same rows labelled by ``coarse-d2`` (35 coarse, very unequal labels: each is
   the union of up to dozens of fine classes).
 
-TEMI / SCANv2 run with explicit settings chosen for this size (see ``PRESET_TRAINING`` and
-docs/methods.md "The demo"): ~1,000 optimizer steps, constant peak lr 2e-3 after warm-up, teacher
-momentum 0.99, 2 heads, k = 5 -- far fewer heads than the paper's 32, to fit ~3 minutes on two CPU cores.
-``fit``'s own budget-aware defaults (:mod:`in21k_bench.methods.recipe`) would spend 8x (TEMI) to 32x
-(SCANv2) more head updates at this size, so the demo sets these explicitly.
+TEMI / SCANv2 train with ``fit``'s own budget-aware defaults (:mod:`in21k_bench.methods.recipe`,
+adapted regime: k = clamp(N / 3C, 5, 50) neighbours -- 43 for the fine preset --, constant peak lr
+1e-3 after warm-up, teacher momentum 0.99, cluster layer frozen for the first epoch) with three
+changes to fit ~2 minutes on two CPU cores: 2 heads instead of 8, TEMI 2,000 steps (the recipe's
+minimum) and SCANv2 the same number of pairs at batch 512 instead of 1,024 (1,000 steps). The
+neighbour count is what lets the deep heads follow the curved classes: with k = 5 they stay below
+k-means on the fine preset (docs/methods.md, "The demo").
 
 Every step writes into ``out`` and is skipped when its output is already complete, so an
 interrupted demo resumes where it stopped.
@@ -27,6 +29,7 @@ interrupted demo resumes where it stopped.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, ResumeError
 
 METHODS = ("kmeans", "temi", "scanv2")
 _TABLE_KEYS = ("acc", "top1_L", "top5_1", "top5_L", "nmi", "ari")
@@ -57,13 +60,10 @@ class DemoConfig:
     dim: int = 64
     shape: dict = field(default_factory=lambda: dict(DEMO_SHAPE))  # SimParams fields
     methods: tuple[str, ...] = METHODS
-    knn: int = 5
-    steps: int = 1000  # TEMI optimizer steps; SCANv2 gets the same number of pairs at its batch
+    knn: int | None = None  # None: fit's default k for the training set's size
+    steps: int = 2000  # TEMI optimizer steps; SCANv2 gets the same number of pairs at its batch
     heads: int = 2
-    temi_batch: int = 256
-    scanv2_batch: int = 512  # > 3 C: SCANv2's entropy term estimates the marginal from a batch
-    peak_lr: float = 2e-3  # constant after a warm-up over 10% of the steps
-    teacher_momentum: float = 0.99
+    scanv2_batch: int = 512  # fit's default would be 1,024 (>= 4C) at twice the cost per pair step
     kmeans_redo: int = 1
     seed: int = 0
     device: str = "auto"
@@ -74,34 +74,27 @@ class DemoConfig:
             raise InvalidInputError(f"demo: expected --preset {' or '.join(PRESETS)}, found {self.preset!r}")
         if self.benchmark is None:
             self.benchmark = PRESETS[self.preset]
-        if int(self.steps) < 1 or int(self.heads) < 1 or int(self.knn) < 1:
+        if int(self.steps) < 1 or int(self.heads) < 1 or (self.knn is not None and int(self.knn) < 1):
             raise InvalidInputError(
                 f"demo: expected steps, heads, knn >= 1, found {self.steps}, {self.heads}, {self.knn}"
             )
 
-    def train_config(self, method: str, num_rows: int, num_clusters: int):
-        """The TrainConfig of ``method``: batch (at most the rows), epochs giving >= ``steps`` steps
-        (SCANv2: the same number of pairs), peak lr held constant after the warm-up."""
+    def recipe(self, method: str, num_rows: int, num_clusters: int):
+        """``fit``'s default recipe for ``method`` (:func:`~in21k_bench.methods.recipe.default_config`)
+        with the demo's overrides: heads, seed, k when given, SCANv2's batch, and the epochs that give
+        ``steps`` optimizer steps (SCANv2: the same number of pairs at its batch)."""
         import math
 
-        from .methods.train import TrainConfig
+        from .methods.recipe import default_config
 
-        want = self.temi_batch if method == "temi" else self.scanv2_batch
-        batch = max(1, min(want, num_rows))
-        steps = self.steps if method == "temi" else max(1, round(self.steps * self.temi_batch / want))
-        epochs = max(1, math.ceil(steps / max(1, num_rows // batch)))
-        return TrainConfig(
-            method=method,
-            num_clusters=num_clusters,
-            num_heads=self.heads,
-            epochs=epochs,
-            batch_size=batch,
-            knn=self.knn,
-            base_lr=self.peak_lr * 256 / batch,
-            min_lr=self.peak_lr,
-            teacher_momentum=self.teacher_momentum,
-            seed=self.seed,
-        )
+        over = {"num_heads": int(self.heads), "seed": int(self.seed), "knn": self.knn}
+        if method == "scanv2":
+            over["batch_size"] = max(1, min(int(self.scanv2_batch), num_rows))
+        batch = default_config(method, num_rows, num_clusters, overrides=over).config.batch_size
+        temi_batch = default_config("temi", num_rows, num_clusters).config.batch_size
+        steps = self.steps if method == "temi" else max(1, round(self.steps * temi_batch / batch))
+        over["epochs"] = max(1, math.ceil(steps / max(1, num_rows // batch)))
+        return default_config(method, num_rows, num_clusters, overrides=over)
 
 
 def _table_metrics():
@@ -134,8 +127,6 @@ def _features(cfg: DemoConfig):
     except Exception:  # noqa: BLE001 - absent or partial: (re)build below
         pass
     # new features: neighbours, checkpoints and predictions of earlier features must not be reused
-    import shutil
-
     for stale in [cfg.out / m for m in METHODS] + sorted(cfg.out.glob("knn*")) if cfg.out.is_dir() else []:
         if stale.is_dir():
             shutil.rmtree(stale)
@@ -198,12 +189,15 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
             run_kmeans(train, val, num_classes, out, niter=20, nredo=cfg.kmeans_redo, seed=cfg.seed, device=cfg.device)
             settings = {"niter": 20, "nredo": cfg.kmeans_redo}
         else:
-            if knn is None:
+            rec = cfg.recipe(method, int(train.num_rows), num_classes)
+            tc = rec.config
+            if knn is None or knn[1] < tc.knn:
                 tk = time.perf_counter()
-                knn = mine_knn(train, cfg.knn, cfg.out / f"knn{cfg.knn}.npy", device=cfg.device)
-                _log(f"knn: k = {cfg.knn} ({time.perf_counter() - tk:.1f} s)")
-            tc = cfg.train_config(method, int(train.num_rows), num_classes)
+                kmax = max(cfg.recipe(m, int(train.num_rows), num_classes).config.knn for m in METHODS[1:])
+                knn = (mine_knn(train, kmax, cfg.out / f"knn{kmax}.npy", device=cfg.device), kmax)
+                _log(f"knn: k = {kmax} ({time.perf_counter() - tk:.1f} s)")
             steps = tc.epochs * (int(train.num_rows) // tc.batch_size)
+            sources = rec.settings()["effective"]
             settings = {
                 "batch": tc.batch_size,
                 "epochs": tc.epochs,
@@ -211,11 +205,19 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
                 "heads": tc.num_heads,
                 "k": tc.knn,
                 "peak_lr": tc.lr,
-                "schedule": "constant after warm-up",
+                "schedule": f"{tc.lr_schedule} after warm-up",
                 "teacher_momentum": tc.teacher_momentum,
+                "freeze_cluster_layer_epochs": tc.freeze_last_layer_epochs,
+                "regime": rec.regime,
+                "from_demo": sorted(k for k, v in sources.items() if v["source"] == "option"),
             }
             _log(f"{method}: " + ", ".join(f"{k} {v}" for k, v in settings.items()))
-            fit(train, knn, tc, val_features=val, out_dir=out, device=cfg.device)
+            try:
+                fit(train, knn[0], tc, val_features=val, out_dir=out, device=cfg.device)
+            except ResumeError as exc:  # an earlier demo run with other settings: start this method afresh
+                _log(f"{method}: not resuming ({exc}); training from scratch")
+                shutil.rmtree(out)
+                fit(train, knn[0], tc, val_features=val, out_dir=out, device=cfg.device)
         arrays, _ = read_prediction_folder(out)
         r = evaluate_arrays(
             np.asarray(arrays.top1),

@@ -42,8 +42,10 @@ def test_demo_runs_all_methods_and_reports_hierarchy_metrics(tmp_path, capsys):
     )
     res = info["results"]
     assert [r["method"] for r in res] == ["kmeans", "temi", "scanv2"]
-    assert res[1]["settings"]["steps"] >= 10 and res[1]["settings"]["peak_lr"] == 2e-3
-    assert res[2]["settings"]["batch"] == min(512, res[2]["settings"]["batch"])
+    temi, scan = res[1]["settings"], res[2]["settings"]
+    assert temi["steps"] >= 10 and temi["peak_lr"] == 1e-3 and temi["regime"] == "adapted" and temi["k"] == 3
+    assert "knn" in temi["from_demo"] and "num_heads" in temi["from_demo"] and "peak_lr" not in temi["from_demo"]
+    assert scan["batch"] == min(512, scan["batch"])
     for r in res:
         for k in ("acc", "top1_L", "top5_1", "top5_L", "nmi", "ari"):
             assert 0.0 <= r[k] <= 1.0
@@ -77,6 +79,26 @@ def test_demo_coarse_preset_uses_the_same_rows_with_coarser_labels(tmp_path, cap
     yc = np.asarray(coarse.labels)[key(coarse.sample_ids)]
     yf = np.asarray(fine.labels)[key(fine.sample_ids)]
     assert all(len(np.unique(yc[yf == c])) == 1 for c in np.unique(yf))  # every fine class inside one coarse label
+
+
+def test_demo_settings_are_fits_defaults_except_heads_steps_and_scanv2_batch():
+    from in21k_bench.demo import DemoConfig
+    from in21k_bench.methods.recipe import default_config
+
+    cfg = DemoConfig()
+    n, c = 20_119, 155  # the fine preset's training rows and labels
+    temi, scan = cfg.recipe("temi", n, c).config, cfg.recipe("scanv2", n, c).config
+    fit_temi = default_config("temi", n, c).config
+    assert temi.knn == fit_temi.knn == 43 and scan.knn == 43  # fit's k = clamp(N / 3C, 5, 50)
+    for key in ("batch_size", "lr", "lr_schedule", "teacher_momentum", "freeze_last_layer_epochs", "input_norm"):
+        assert getattr(temi, key) == getattr(fit_temi, key), key
+    assert temi.num_heads == scan.num_heads == 2 and fit_temi.num_heads == 8
+    temi_steps = temi.epochs * (n // temi.batch_size)
+    scan_steps = scan.epochs * (n // scan.batch_size)
+    assert temi_steps >= 2000 and temi_steps - 2000 < n // temi.batch_size  # the fewest epochs giving >= 2,000
+    assert scan.batch_size == 512 and scan.lr == temi.lr
+    assert abs(scan_steps * 512 - temi_steps * temi.batch_size) <= (n // 512) * 512  # about the same pairs
+    assert DemoConfig(knn=7).recipe("scanv2", n, c).config.knn == 7
 
 
 def test_demo_rejects_unknown_preset(tmp_path, capsys):

@@ -39,9 +39,13 @@ def demo_cmd(
     ),
     rank: int = typer.Option(1, help="Class-shape model: number of long directions per class (simulator default 4)."),
     methods: str = typer.Option("kmeans,temi,scanv2", help="Comma-separated methods to run."),
-    steps: int = typer.Option(1000, help="TEMI optimizer steps (SCANv2: the same number of pairs at its batch 512)."),
-    heads: int = typer.Option(2, help="Clustering heads for TEMI / SCANv2 (paper: 32)."),
-    knn: int = typer.Option(5, help="Neighbours per sample for TEMI / SCANv2 pairs."),
+    steps: int = typer.Option(
+        2000, help="TEMI optimizer steps (fit's minimum; SCANv2: the same number of pairs at its batch 512)."
+    ),
+    heads: int = typer.Option(2, help="Clustering heads for TEMI / SCANv2 (fit's default here: 8; paper: 32)."),
+    knn: int = typer.Option(
+        None, help="Neighbours per sample for TEMI / SCANv2 pairs (default: fit's, clamp(N / 3C, 5, 50))."
+    ),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     out: Path = typer.Option(

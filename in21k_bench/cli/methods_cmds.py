@@ -74,8 +74,8 @@ def _make_fit_command(method: str, batch_default: str):
             None,
             "--k",
             min=1,
-            help="Partners are drawn from the top-k neighbours (paper/TEMI 50; on small sets about a tenth of a class, "
-            "5..50).",
+            help="Partners are drawn from the top-k neighbours (paper/TEMI 50; on small sets N / 3C, "
+            "clamped to 5..50).",
         ),
         lr: Optional[float] = typer.Option(
             None,

@@ -18,8 +18,9 @@ rule, from the sensitivity study in ``benchmarks/methods_budget_study.py`` (docs
 * peak learning rate ``ADAPTED_PEAK_LR`` whatever the batch (``base_lr = peak * 256 / B``), held
   constant after the warm-up (``lr_schedule="constant"``, as the official TEMI README recipes);
 * the cluster layer frozen for the first epoch (``freeze_last_layer_epochs=1``, the official default);
-* k = ``clamp(round(N / (C * K_PER_CLASS_DIVISOR)), K_MIN, 50)`` neighbours: about a tenth of an
-  average class, so that partners stay in the class on small sets.
+* k = ``clamp(round(N / (C * K_PER_CLASS_DIVISOR)), K_MIN, 50)`` neighbours: about a third of an
+  average class, capped at the paper's 50; enough reach to tie each class together (on thin curved
+  classes k = 5 leaves them in pieces, docs/methods.md "The demo").
 
 Every explicit option overrides its default; the others are derived from it (an explicit batch
 still gets the epochs that give MIN_STEPS). :func:`default_config` returns the configuration and a
