@@ -238,21 +238,24 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    factors = ["steps", "batch", "peak_lr", "k", "schedule", "freeze", "input", "momentum"]
+    order = ["steps", "batch", "peak_lr", "k", "schedule", "freeze", "input", "momentum"]
     dsets = list(summary)
+    # only factors measured at two or more values for some data set (a lone centre point says nothing)
+    factors = [
+        f for f in order if any(len(summary[ds].get(m, {}).get(f, [])) >= 2 for ds in dsets for m in ("temi", "scanv2"))
+    ]
     fig, axes = plt.subplots(len(dsets), len(factors), figsize=(3.0 * len(factors), 2.8 * len(dsets)), squeeze=False)
     for i, ds in enumerate(dsets):
         for j, f in enumerate(factors):
             ax = axes[i][j]
+            categorical = f in ("schedule", "input", "freeze", "momentum")
+            if f in ("steps", "batch", "peak_lr"):
+                ax.set_xscale("log")
             for method, colour in (("temi", "C0"), ("scanv2", "C1")):
                 pts = summary[ds].get(method, {}).get(f, [])
                 if not pts:
                     continue
-                xs = (
-                    [str(p["value"]) for p in pts]
-                    if f in ("schedule", "input", "freeze")
-                    else [p["value"] for p in pts]
-                )
+                xs = [str(p["value"]) for p in pts] if categorical else [p["value"] for p in pts]
                 ax.errorbar(
                     xs,
                     [100 * p["acc_mean"] for p in pts],
@@ -262,11 +265,12 @@ def plot(summary: dict, path: Path) -> None:
                     label=method,
                     capsize=2,
                 )
+                if not categorical:
+                    ax.set_xticks([p["value"] for p in pts], [f"{p['value']:g}" for p in pts], fontsize=7)
+                    ax.minorticks_off()
             km = summary[ds]["kmeans"]["acc_mean"]
             if km is not None:
                 ax.axhline(100 * km, color="grey", ls="--", lw=1, label="k-means")
-            if f in ("steps", "batch", "peak_lr"):
-                ax.set_xscale("log")
             ax.set_title(f"{ds}: {f}", fontsize=9)
             if j == 0:
                 ax.set_ylabel("val ACC (%)")
