@@ -101,6 +101,19 @@ def test_demo_settings_are_fits_defaults_except_heads_steps_and_scanv2_batch():
     assert DemoConfig(knn=7).recipe("scanv2", n, c).config.knn == 7
 
 
+def test_demo_retrains_a_method_whose_settings_changed(tmp_path, capsys):
+    base = ["demo", "--out", str(tmp_path), "--subtree", "n02121808", "--scale", "0.05", "--val-scale", "0.2"]
+    base += ["--dim", "16", "--heads", "1", "--knn", "3", "--methods", "temi", "--json"]
+    code, out, err = _run(base + ["--steps", "6"], capsys)
+    assert code == 0, err
+    first = json.loads(out)["results"][0]["settings"]["steps"]
+    code, out, err = _run(base + ["--steps", "40"], capsys)  # the old checkpoint has other epochs
+    assert code == 0, err
+    assert "training from scratch" in err and json.loads(out)["results"][0]["settings"]["steps"] > first
+    fit_json = json.loads((tmp_path / "temi" / "fit.json").read_text())
+    assert fit_json["total_steps"] >= 40
+
+
 def test_demo_rejects_unknown_preset(tmp_path, capsys):
     code, out, err = _run(["demo", "--out", str(tmp_path), "--preset", "medium"], capsys)
     assert code == 2 and err.count("\n") == 1 and "medium" in err
