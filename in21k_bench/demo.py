@@ -87,7 +87,7 @@ class DemoConfig:
 
         from .methods.recipe import default_config
 
-        over = {"num_heads": int(self.heads), "seed": int(self.seed), "knn": self.knn}
+        over = {"num_heads": int(self.heads), "seed": int(self.seed) or None, "knn": self.knn}  # None: fit's
         if method == "scanv2":
             over["batch_size"] = max(1, min(int(self.scanv2_batch), num_rows))
         batch = default_config(method, num_rows, num_clusters, overrides=over).config.batch_size

@@ -180,3 +180,21 @@ def test_freeze_last_layer_and_raw_inputs_and_constant_lr():
     raw = fit(x, nbrs, TrainConfig(**{**cfg.to_dict(), "input_norm": "raw"}), progress=False, device="cpu")
     assert not np.allclose(raw.probs, res.probs)
     assert init.v.shape == (2, 8, 3)
+
+
+def test_cli_fit_lists_only_given_options_as_option_sources(tmp_path, capsys):
+    from conftest import run_cli
+    from in21k_bench.features.digits import write_digits
+
+    write_digits(tmp_path / "feats")
+    argv = ["fit", "temi", "--features", str(tmp_path / "feats"), "--num-clusters", "10", "--epochs", "1"]
+    argv += ["--heads", "1", "--k", "5", "--no-progress"]
+    code, _, err = run_cli(argv + ["--out", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    eff = json.loads((tmp_path / "a" / "fit.json").read_text())["settings"]["effective"]
+    assert eff["seed"]["source"] != "option" and eff["seed"]["value"] == 0  # not given: the default
+    assert eff["num_heads"] == {"value": 1, "source": "option"}
+    code, _, err = run_cli(argv + ["--seed", "3", "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    eff = json.loads((tmp_path / "b" / "fit.json").read_text())["settings"]["effective"]
+    assert eff["seed"] == {"value": 3, "source": "option"}

@@ -97,7 +97,7 @@ def _make_fit_command(method: str, batch_default: str):
             "--inputs",
             help="Features into the heads: l2 (L2-normalised, default) or raw (as stored, official TEMI).",
         ),
-        seed: int = typer.Option(0, "--seed"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of the heads and pairs (default 0)."),
         momentum_final: Optional[float] = typer.Option(
             None, "--momentum-final", help="Cosine-schedule the teacher EMA momentum from 0.996 to this (e.g. 1.0)."
         ),
