@@ -191,11 +191,10 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
         else:
             rec = cfg.recipe(method, int(train.num_rows), num_classes)
             tc = rec.config
-            if knn is None or knn[1] < tc.knn:
+            if knn is None or knn.shape[1] < tc.knn:  # one neighbour file serves both methods (first k columns)
                 tk = time.perf_counter()
-                kmax = max(cfg.recipe(m, int(train.num_rows), num_classes).config.knn for m in METHODS[1:])
-                knn = (mine_knn(train, kmax, cfg.out / f"knn{kmax}.npy", device=cfg.device), kmax)
-                _log(f"knn: k = {kmax} ({time.perf_counter() - tk:.1f} s)")
+                knn = mine_knn(train, tc.knn, cfg.out / f"knn{tc.knn}.npy", device=cfg.device)
+                _log(f"knn: k = {tc.knn} ({time.perf_counter() - tk:.1f} s)")
             steps = tc.epochs * (int(train.num_rows) // tc.batch_size)
             sources = rec.settings()["effective"]
             settings = {
@@ -213,11 +212,11 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
             }
             _log(f"{method}: " + ", ".join(f"{k} {v}" for k, v in settings.items()))
             try:
-                fit(train, knn[0], tc, val_features=val, out_dir=out, device=cfg.device)
+                fit(train, knn, tc, val_features=val, out_dir=out, device=cfg.device)
             except ResumeError as exc:  # an earlier demo run with other settings: start this method afresh
                 _log(f"{method}: not resuming ({exc}); training from scratch")
                 shutil.rmtree(out)
-                fit(train, knn[0], tc, val_features=val, out_dir=out, device=cfg.device)
+                fit(train, knn, tc, val_features=val, out_dir=out, device=cfg.device)
         arrays, _ = read_prediction_folder(out)
         r = evaluate_arrays(
             np.asarray(arrays.top1),
