@@ -280,10 +280,35 @@ class Benchmark:
             return manifest[["sample_id", "label"]].reset_index(drop=True)
         return None
 
+    def to_pandas(self, split: str = "val", root: str | os.PathLike | None = None) -> pd.DataFrame:
+        """One row per sample of ``split`` in canonical order: ``sample_id``, ``label``, ``class_name``
+        (the label's name in :attr:`classes`).
+
+        ``sample_id`` comes from the manifest when it lists samples (ImageNet-1K val, HZR relabels), else
+        from a scan of the local copy at ``root`` (:meth:`materialize_split`); without either it is None
+        (class-level benchmarks list counts, not files) and the rows are the label sequence of
+        :meth:`val_labels` / :meth:`train_labels`. An HF ``datasets.Dataset`` without a new dependency:
+        ``datasets.Dataset.from_pandas(b.to_pandas())``."""
+        if split not in ("train", "val"):
+            raise InvalidInputError(f"benchmark {self.name}: expected split train or val, found {split!r}")
+        df = self.sample_table(split)
+        if df is None and root is not None:
+            df = self.materialize_split(root, split)
+        if df is None:
+            labels = self.val_labels() if split == "val" else self.train_labels()
+            df = pd.DataFrame({"sample_id": pd.Series([None] * len(labels), dtype=object), "label": labels})
+        df = df[["sample_id", "label"]].reset_index(drop=True)
+        names = self.classes.set_index("label")["name"]
+        df["class_name"] = names.reindex(df["label"].to_numpy()).to_numpy(dtype=object)
+        return df
+
     def torch_dataset(self, root: str | os.PathLike, split: str, transform=None):
         """A ``torch.utils.data.Dataset`` of ``(image, label)`` over a local ImageNet-21K-P / ImageNet-1K
         copy at ``root``, in this benchmark's canonical order (``transform`` maps the RGB PIL image;
         ``.sample_ids`` and ``.labels`` give the order). Samples missing from the copy are skipped."""
+        from .extras import require
+
+        require("torch", "PIL", what="Benchmark.torch_dataset", extra="extract")
         from .imagedata import ImageDataset
 
         return ImageDataset.from_table(self.materialize_split(root, split), root, transform)

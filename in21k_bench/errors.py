@@ -64,3 +64,8 @@ class ResumeError(In21kError):
 class ClipError(In21kError):
     """A CLIP model could not be loaded or used as asked (raised by :mod:`in21k_bench.zeroshot.clip`;
     also importable from that module)."""
+
+
+class MissingExtraError(In21kError):
+    """A command or function needs an optional dependency group (``pip install "in21k-bench[EXTRA]"``) that is
+    not installed (raised by :func:`in21k_bench.extras.require`)."""

@@ -133,6 +133,21 @@ def _probe(py: Path, cwd: Path) -> dict:
     return got
 
 
+def _build_wheel(tmp_path: Path) -> Path:
+    src = _copy_source_tree(tmp_path / "src")
+    dist = tmp_path / "dist"
+    build = subprocess.run(
+        [sys.executable, "-c", f"import setuptools.build_meta as b; print(b.build_wheel({str(dist)!r}))"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=src,
+    )
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    (wheel,) = dist.glob("in21k_bench-*.whl")
+    return wheel
+
+
 def test_wheel_carries_splits_and_loads_in_a_fresh_venv(tmp_path):
     src = _copy_source_tree(tmp_path / "src")
     dist = tmp_path / "dist"
@@ -181,3 +196,58 @@ def test_editable_install_reads_the_top_level_splits(tmp_path):
     assert got["file"] == str(src / "in21k_bench" / "__init__.py")
     assert got["splits"] == str(src / "splits")
     assert got["sources"] == str(src / "splits" / "sources")
+
+
+CORE_PROBE = (
+    "import json, sys, time\n"
+    "t = time.perf_counter(); import in21k_bench; dt = time.perf_counter() - t\n"
+    "heavy = [m for m in ('torch', 'faiss', 'matplotlib', 'sklearn', 'timm', 'open_clip', 'PIL') if m in sys.modules]\n"
+    "import importlib.util as u\n"
+    "print(json.dumps({'import_s': dt, 'heavy': heavy, 'torch': u.find_spec('torch') is not None,\n"
+    "  'num_val': in21k_bench.load('tiny').num_val}))\n"
+)
+
+
+def test_core_wheel_without_extras_loads_and_evaluates_and_names_missing_extras(tmp_path):
+    """The wheel installed WITHOUT extras into a venv of its own (no torch, no faiss, no matplotlib: the core
+    dependencies resolve from pip's configured index) loads and evaluates; a command that needs an extra
+    fails with one line naming it, exit 2."""
+    wheel = _build_wheel(tmp_path)
+    venv = tmp_path / "core"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IN21K_SOURCES", "VIRTUAL_ENV")}
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+    py = venv / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    run = subprocess.run([str(py), "-c", CORE_PROBE], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert not got["torch"], "the core install must not pull torch"
+    assert got["heavy"] == [] and got["num_val"] == 53000, got
+    cli = str(venv / "bin" / "in21k-bench")
+
+    def run_cli(*args):
+        return subprocess.run([cli, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    import numpy as np
+
+    preds = np.random.default_rng(0).integers(0, 1060, size=53000).astype(np.int64)
+    np.save(tmp_path / "preds.npy", preds)
+    ev = run_cli("evaluate", "preds.npy", "--benchmark", "tiny", "--json")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert 0.0 <= json.loads(ev.stdout)["acc"] <= 1.0, ev.stdout[:500]
+    assert run_cli("--version").stdout.strip() == "in21k-bench 0.1.0"
+    for args, what, extra in (
+        (["fit", "temi", "--features", "f", "--out", "o"], "fit temi", "methods"),
+        (["knn", "--features", "f"], "knn", "methods"),
+        (["evaluate", "preds.npy", "--benchmark", "tiny", "--plots", "p"], "evaluate --plots", "plots"),
+        (
+            ["features", "extract", "--images", "i", "--out", "o", "--backbone", "timm:resnet18"],
+            "features extract",
+            "extract",
+        ),
+    ):
+        res = run_cli(*args)
+        line = f'error: {what} needs the {extra!r} extra: pip install "in21k-bench[{extra}]"'
+        assert res.returncode == 2 and res.stderr.strip() == line, (args, res.returncode, res.stderr[-1500:])

@@ -11,6 +11,7 @@ import re
 import sys
 
 from ..errors import In21kError
+from ..extras import missing_extra_error
 from ._apps import app, features_app, fit_app, leaderboard_app  # noqa: F401
 
 # Command modules register themselves on import, in this order (the order of `in21k-bench --help`).
@@ -36,6 +37,15 @@ def _one_line(msg: str) -> str:
     return " ".join(msg.split())
 
 
+def _command_name(argv: list[str]) -> str:
+    """``fit temi`` from ``['fit', 'temi', '--features', ...]``; ``knn`` from ``['knn', ...]``."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words:
+        return "in21k-bench"
+    groups = {"features", "fit", "leaderboard"}
+    return " ".join(words[:2]) if words[0] in groups and len(words) > 1 else words[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
@@ -43,6 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     except In21kError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    except ModuleNotFoundError as exc:
+        # a command reached an optional module without its require() check: the same one line
+        err = missing_extra_error(exc, _command_name(sys.argv[1:] if argv is None else argv))
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(

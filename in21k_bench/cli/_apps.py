@@ -18,3 +18,20 @@ leaderboard_app = typer.Typer(help="Build and check the leaderboard.", no_args_i
 app.add_typer(features_app, name="features")
 app.add_typer(fit_app, name="fit")
 app.add_typer(leaderboard_app, name="leaderboard")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from ..version import __version__
+
+        print(f"in21k-bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the package version and exit."
+    ),
+) -> None:
+    """ImageNet-21K clustering benchmarks: manifests, evaluation, reference methods, hub, leaderboard."""

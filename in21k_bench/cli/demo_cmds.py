@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from ..extras import require
 from ._apps import app
 
 
@@ -55,6 +56,7 @@ def demo_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable results."),
 ) -> None:
     """Features -> kNN -> k-means / TEMI / SCANv2 -> evaluation on SIMULATED IN-21K features; prints a results table."""
+    require("torch", "faiss", what="demo")
     from ..demo import DemoConfig, format_table, run_demo
 
     cfg = DemoConfig(

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from ..errors import InvalidInputError
+from ..extras import require
 from ._apps import app
 
 
@@ -55,6 +56,8 @@ def evaluate_cmd(
     """Score predictions on a benchmark (--benchmark), against a labels file (--labels) or a feature
     store's val labels (--features): Hungarian ACC, top-1/top-5 -> 1/L, NMI, ARI, ECE, majority-vote ACC,
     and for K > C the over-clustering ACC of TEMI's evaluation code."""
+    if plots is not None:
+        require("matplotlib", what="evaluate --plots")
     from ..evaluate import evaluate
 
     if version is not None and benchmark is None:

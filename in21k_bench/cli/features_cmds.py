@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from ..extras import require
 from ._apps import app, features_app, fit_app
 from ._common import DEVICE_HELP, open_features_and_benchmark
 
@@ -58,6 +59,7 @@ def extract_cmd(
 ) -> None:
     """Extract features of a local image folder with a timm / open_clip backbone (resumable; several
     GPUs / nodes under torchrun, see docs/scale.md)."""
+    require("torch", "torchvision", "PIL", what="features extract", extra="extract")
     from ..features.extract import extract_features
 
     stores = extract_features(
@@ -118,6 +120,7 @@ def digits_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Write scikit-learn's real digits images (8x8 pixels as features) as a features directory."""
+    require("sklearn", what="features digits")
     from ..features.digits import write_digits
 
     train, val = write_digits(out)
@@ -179,6 +182,7 @@ def knn_cmd(
 ) -> None:
     """Mine exact top-k cosine neighbours of every train row (int32 .npy, resumable; several GPUs / nodes
     under torchrun, see docs/scale.md)."""
+    require("torch", "faiss", what="knn")
     from ..distributed import init
     from ..features.view import open_view
     from ..methods.knn import default_knn_path, mine_knn
@@ -224,6 +228,7 @@ def fit_kmeans_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Spherical k-means on train, val assigned to the nearest centroids (top-5); predictions for `evaluate`."""
+    require("faiss", what="fit kmeans")
     from ..errors import InvalidInputError
     from ..methods.kmeans import run_kmeans
 

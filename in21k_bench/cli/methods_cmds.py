@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from ..extras import require
 from ._apps import app, fit_app
 from ._common import DEVICE_HELP, open_features_and_benchmark
 
@@ -23,6 +24,7 @@ def _print_json(obj) -> None:
 
 
 def _fit(method: str, features: Path, out: Path, json_out: bool, **kw) -> None:
+    require("torch", "faiss", what=f"fit {method}")
     from ..methods.fit import fit_features
 
     run = fit_features(method, features, out, **kw)
@@ -172,6 +174,7 @@ def probe_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Linear probe on frozen features (SGD, lr x weight-decay grid), best val accuracy and per-class scores."""
+    require("torch", what="probe")
     import numpy as np
 
     from ..errors import InvalidInputError

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from ..extras import require
 from ._apps import app
 from ._common import DEVICE_HELP
 
@@ -66,6 +67,7 @@ def relabel_cmd(
 ) -> None:
     """Hierarchical zero-shot relabeling of every sample of a non-leaf class (docs/zeroshot.md); images
     encoded by several GPUs / nodes under torchrun (docs/scale.md)."""
+    require("torch", "open_clip", "PIL", what="relabel", extra="extract")
     from ..zeroshot.hzr import relabel, summary_path
 
     if pretrained is None:
@@ -136,6 +138,7 @@ def zeroshot_cmd(
 ) -> None:
     """Zero-shot classification: all classes, same hierarchy level, semantic siblings (docs/zeroshot.md);
     images encoded by several GPUs / nodes under torchrun (docs/scale.md)."""
+    require("torch", "open_clip", "PIL", what="zeroshot", extra="extract")
     from ..zeroshot.classify import zeroshot
 
     if pretrained is None:
