@@ -133,7 +133,9 @@ def _probe(py: Path, cwd: Path) -> dict:
     return got
 
 
-def _build_wheel(tmp_path: Path) -> Path:
+def _build_wheel(tmp_path: Path) -> tuple[Path, str]:
+    """Build the wheel with the backend itself, as `pip wheel --no-build-isolation` calls it (offline), so
+    that its warnings are visible: returns the wheel and the build's output."""
     src = _copy_source_tree(tmp_path / "src")
     dist = tmp_path / "dist"
     build = subprocess.run(
@@ -145,24 +147,12 @@ def _build_wheel(tmp_path: Path) -> Path:
     )
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     (wheel,) = dist.glob("in21k_bench-*.whl")
-    return wheel
+    return wheel, build.stdout + build.stderr
 
 
 def test_wheel_carries_splits_and_loads_in_a_fresh_venv(tmp_path):
-    src = _copy_source_tree(tmp_path / "src")
-    dist = tmp_path / "dist"
-    # the build backend itself, as `pip wheel --no-build-isolation` calls it (offline), so that its
-    # warnings are visible
-    build = subprocess.run(
-        [sys.executable, "-c", f"import setuptools.build_meta as b; print(b.build_wheel({str(dist)!r}))"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=src,
-    )
-    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
-    assert "Deprecat" not in build.stdout + build.stderr, build.stderr[-2000:]
-    (wheel,) = dist.glob("in21k_bench-*.whl")
+    wheel, output = _build_wheel(tmp_path)
+    assert "Deprecat" not in output, output[-2000:]
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -212,7 +202,7 @@ def test_core_wheel_without_extras_loads_and_evaluates_and_names_missing_extras(
     """The wheel installed WITHOUT extras into a venv of its own (no torch, no faiss, no matplotlib: the core
     dependencies resolve from pip's configured index) loads and evaluates; a command that needs an extra
     fails with one line naming it, exit 2."""
-    wheel = _build_wheel(tmp_path)
+    wheel, _ = _build_wheel(tmp_path)
     venv = tmp_path / "core"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IN21K_SOURCES", "VIRTUAL_ENV")}
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
