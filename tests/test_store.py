@@ -132,3 +132,23 @@ def test_cli_info(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["features", "info", str(tmp_path)])
     assert e.value.code == 2
+
+
+def test_backbone_record_and_preprocessing_in_meta(tmp_path):
+    """meta.json may hold the backbone as a record (name + weights); the name, record and preprocessing
+    read back, and a record without a name is refused with one line."""
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    s = write_store(tmp_path / "s", x, [f"train/n0/{i}.jpg" for i in range(10)], backbone="plain", shard_rows=5)
+    assert (s.backbone, s.backbone_record, s.preprocessing) == ("plain", {"name": "plain"}, None)
+    meta_file = tmp_path / "s" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["backbone"] = {"name": "dinov2-vitg14", "weights": "lvd142m", "checkpoint_sha256": None}
+    meta["preprocessing"] = {"resize": 256, "crop": 224, "interpolation": "bicubic"}
+    meta_file.write_text(json.dumps(meta))
+    s = FeatureStore.open(tmp_path / "s")
+    assert s.backbone == "dinov2-vitg14" and s.backbone_record["weights"] == "lvd142m"
+    assert s.preprocessing["crop"] == 224 and s.info()["preprocessing"]["resize"] == 256
+    meta["backbone"] = {"weights": "x"}
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError, match="'backbone' a name or an object"):
+        FeatureStore.open(tmp_path / "s")

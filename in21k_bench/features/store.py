@@ -88,6 +88,11 @@ def read_meta(path: Path) -> dict:
     for key in ("dim", "shards", "backbone"):
         if key not in meta:
             raise InvalidInputError(f"feature store: expected key {key!r} in {f}, found keys {sorted(meta)}")
+    b = meta["backbone"]
+    if not (isinstance(b, str) or (isinstance(b, dict) and isinstance(b.get("name"), str))):
+        raise InvalidInputError(
+            f"feature store: expected 'backbone' a name or an object with a 'name' in {f}, found {b!r:.80}"
+        )
     dim = meta["dim"]
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise InvalidInputError(f"feature store: expected 'dim' a positive integer in {f}, found {dim!r}")
@@ -200,7 +205,23 @@ class FeatureStore:
 
     @property
     def backbone(self) -> str:
-        return str(self.meta.get("backbone"))
+        """The backbone's name (``meta.json`` ``backbone``: a name, or a record with ``name``)."""
+        b = self.meta.get("backbone")
+        return str(b.get("name")) if isinstance(b, dict) else str(b)
+
+    @property
+    def backbone_record(self) -> dict:
+        """The backbone record of ``meta.json`` (``name``, and for extracted stores ``spec``, ``loader``,
+        ``weights``, ``checkpoint_sha256``, ``dim``); ``{"name": ...}`` for stores that give only a name."""
+        b = self.meta.get("backbone")
+        return dict(b) if isinstance(b, dict) else {"name": str(b)}
+
+    @property
+    def preprocessing(self) -> dict | None:
+        """The image preprocessing of ``meta.json`` (``resize``, ``crop``, ``interpolation``, ``mean``,
+        ``std``, ``mode``), or None when the store does not record it (simulated or older stores)."""
+        p = self.meta.get("preprocessing")
+        return dict(p) if isinstance(p, dict) else None
 
     @property
     def index(self) -> pd.DataFrame:
@@ -289,6 +310,8 @@ class FeatureStore:
         return {
             "path": str(self.path),
             "backbone": self.backbone,
+            "backbone_record": self.backbone_record,
+            "preprocessing": self.preprocessing,
             "dim": self.dim,
             "num_rows": self.num_rows,
             "num_shards": len(self.meta["shards"]),
