@@ -76,6 +76,24 @@ def test_import_and_cli_startup_load_no_heavy_module():
     assert out.strip() == "[]"
 
 
+def test_import_is_lazy_and_evaluate_stays_the_function():
+    """``import in21k_bench`` loads neither numpy nor pandas; the public names resolve on first use, and
+    importing the ``evaluate`` submodule does not replace the ``evaluate`` function on the package."""
+    code = (
+        "import sys, in21k_bench as b\n"
+        "print(sorted(m for m in ('numpy', 'pandas', 'scipy', 'pyarrow') if m in sys.modules))\n"
+        "import in21k_bench.evaluate\n"
+        "from in21k_bench import evaluate, load, list_benchmarks, Benchmark\n"
+        "print(callable(b.evaluate), b.evaluate is evaluate, evaluate.__module__, "
+        "isinstance(load('tiny'), Benchmark))\n"
+        "print('load' in dir(b), 'tiny' in list_benchmarks())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["[]", "True True in21k_bench.evaluate True", "True True"], out
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        in21k_bench.nope  # noqa: B018
+
+
 def test_to_pandas_class_level_and_sample_level():
     b = in21k_bench.load("tiny")
     df = b.to_pandas()
