@@ -241,3 +241,20 @@ def test_core_wheel_without_extras_loads_and_evaluates_and_names_missing_extras(
         res = run_cli(*args)
         line = f'error: {what} needs the {extra!r} extra: pip install "in21k-bench[{extra}]"'
         assert res.returncode == 2 and res.stderr.strip() == line, (args, res.returncode, res.stderr[-1500:])
+
+
+def test_release_files_name_this_version():
+    """CITATION.cff (valid YAML, the package and the papers) and the CHANGELOG's first entry carry the
+    package version, so a release cannot ship with stale citation metadata."""
+    import yaml
+
+    from in21k_bench.version import __version__
+
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["version"] == __version__ and cff["cff-version"].startswith("1.2")
+    assert "Scaling Up Deep Clustering" in cff["preferred-citation"]["title"]
+    assert all(ref.get("title") and ref.get("authors") for ref in cff["references"])
+    first = next(x for x in (REPO / "CHANGELOG.md").read_text(encoding="utf-8").splitlines() if x.startswith("## "))
+    assert first.startswith(f"## {__version__}"), first
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(rf'^version\s*=\s*"{re.escape(__version__)}"', pyproject, re.M)
