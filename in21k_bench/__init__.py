@@ -5,6 +5,7 @@ Public API (mirrors the CLI)::
     in21k_bench.list_benchmarks()          # in21k-bench list
     in21k_bench.load("imbalanced-2k")      # in21k-bench info imbalanced-2k
     in21k_bench.evaluate("preds.npy", benchmark="real1k")   # in21k-bench evaluate
+    in21k_bench.list_backbones()           # in21k-bench backbones
 
 ``import in21k_bench`` is cheap: the names above are loaded on first use (pandas and the registry
 only when a benchmark is touched), so a CLI start or a script that only needs the version pays
@@ -26,9 +27,10 @@ _LAZY = {
     "list_benchmarks": "benchmark",
     "load": "benchmark",
     "evaluate": "evaluate",
+    "list_backbones": "features.backbones",
 }
 
-__all__ = ["Benchmark", "In21kError", "evaluate", "list_benchmarks", "load", "__version__"]
+__all__ = ["Benchmark", "In21kError", "evaluate", "list_backbones", "list_benchmarks", "load", "__version__"]
 
 
 def _attr(name: str):

@@ -19,6 +19,7 @@ from ._apps import app, features_app, fit_app, leaderboard_app  # noqa: F401
 from . import catalog_cmds  # noqa: F401
 from . import evaluate_cmds  # noqa: F401
 from . import features_cmds  # noqa: F401
+from . import backbones_cmds  # noqa: F401
 from . import methods_cmds  # noqa: F401
 from . import zeroshot_cmds  # noqa: F401
 from . import hub_cmds  # noqa: F401

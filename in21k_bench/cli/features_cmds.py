@@ -32,7 +32,12 @@ def extract_cmd(
     out: Path = typer.Option(
         ..., "--out", help="Features directory to write (<out>/<split>/); a partial one is resumed."
     ),
-    backbone: str = typer.Option(..., "--backbone", help="timm:<model> or open_clip:<arch>:<pretrained tag>."),
+    backbone: str = typer.Option(
+        ...,
+        "--backbone",
+        help="A registered name (in21k-bench backbones), timm:<model>, open_clip:<arch>:<tag>, "
+        "open_clip:hf-hub:<org>/<repo>, torch_hub:<repo>:<entry> or ibot:<timm arch>.",
+    ),
     split: List[str] = typer.Option(
         ["train", "val"], "--split", help="Split folder(s) to extract; '' = the root itself is one class-folder tree."
     ),
@@ -53,7 +58,19 @@ def extract_cmd(
         min=1,
         help="Rows per shard (the unit of resume and of work per process; use at least a few shards per process).",
     ),
-    image_size: Optional[int] = typer.Option(None, "--image-size", min=1, help="Override the model's input size."),
+    image_size: Optional[int] = typer.Option(
+        None, "--image-size", min=1, help="Crop size (the resize keeps the preprocessing's resize/crop ratio)."
+    ),
+    preprocess: Optional[str] = typer.Option(
+        None,
+        "--preprocess",
+        help="paper (default for registered backbones) or model (the library's own; default for raw specs).",
+    ),
+    resize: Optional[int] = typer.Option(None, "--resize", min=1, help="Override: shorter side resized to this."),
+    crop: Optional[int] = typer.Option(None, "--crop", min=1, help="Override: centre crop size (model input)."),
+    interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Override: bicubic, bilinear, ..."),
+    mean: Optional[str] = typer.Option(None, "--mean", help="Override: normalisation mean 'R,G,B'."),
+    std: Optional[str] = typer.Option(None, "--std", help="Override: normalisation std 'R,G,B'."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -75,6 +92,12 @@ def extract_cmd(
         shard_rows=shard_rows,
         device=device,
         image_size=image_size,
+        preprocess=preprocess,
+        resize=resize,
+        crop=crop,
+        interpolation=interpolation,
+        mean=mean,
+        std=std,
     )
     if not stores:  # a rank other than 0 under torchrun: rank 0 reports
         return

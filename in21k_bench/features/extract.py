@@ -1,16 +1,21 @@
-"""Feature extraction from a local image folder with a timm or open_clip backbone.
+"""Feature extraction from a local image folder with a registered backbone or a backbone spec.
 
-Backbone names:
+Backbone names (:mod:`in21k_bench.features.backbones`, ``in21k-bench backbones``):
 
+* a registry name, e.g. ``dinov2-vitg14``, ``ibot-vitl16-in21k`` (or the paper's label);
 * ``timm:<model>`` (or a bare timm name), e.g. ``timm:vit_large_patch16_224.augreg_in21k``;
-* ``open_clip:<arch>:<pretrained tag>``, e.g. ``open_clip:ViT-bigG-14:laion2b_s39b_b160k``.
+* ``open_clip:<arch>:<pretrained tag>`` / ``open_clip:hf-hub:<org>/<repo>``, e.g.
+  ``open_clip:ViT-bigG-14:laion2b_s39b_b160k``;
+* ``torch_hub:<owner>/<repo>:<entry>`` (or a local hub folder), ``ibot:<timm arch>`` (a converted checkpoint).
 
 Weights are whatever those libraries load on the user's machine (their own caches and hubs), or a
 local checkpoint (``checkpoint=PATH``), or none (``pretrained=False``: random initialisation, used in
-tests). The model's own preprocessing is used (timm's resolved data config / open_clip's val
-transform). The image list is the canonical sample order (:func:`in21k_bench.imagefolder.scan_split`,
-or :meth:`Benchmark.materialize` when a benchmark is given); features are the pooled image embedding
-(timm ``num_classes=0``; open_clip ``encode_image``), stored unnormalised in float16.
+tests). Preprocessing is the paper's for registered backbones and the library's own for raw specs
+(``preprocess="paper"|"model"``, with explicit overrides); it and the backbone record (weights,
+checkpoint sha256) are written to ``meta.json``. The image list is the canonical sample order
+(:func:`in21k_bench.imagefolder.scan_split`, or :meth:`Benchmark.materialize` when a benchmark is given);
+features are the pooled image embedding (timm ``num_classes=0``; open_clip ``encode_image``; a hub model's
+class token), stored unnormalised in float16.
 
 Rows are written shard by shard (:class:`~in21k_bench.features.parts.ShardedBuild`): shard ``i``
 holds rows ``[i * shard_rows, (i + 1) * shard_rows)`` of the canonical list. Under ``torchrun`` every
@@ -45,28 +50,31 @@ def _log(msg: str) -> None:
 
 
 def parse_backbone(backbone: str) -> tuple[str, str, str | None]:
-    """``"timm:name"`` / bare name -> ("timm", name, None); ``"open_clip:arch:tag"`` -> ("open_clip", arch, tag)."""
-    lib, _, rest = backbone.partition(":")
-    if not rest:
-        return "timm", backbone, None
-    if lib == "timm":
-        return "timm", rest, None
-    if lib in ("open_clip", "openclip"):
-        arch, _, tag = rest.partition(":")
-        return "open_clip", arch, tag or None
-    raise InvalidInputError(f"backbone: expected 'timm:<model>' or 'open_clip:<arch>:<pretrained>', found {backbone!r}")
+    """A registry name or spec -> ``(loader, model, tag)`` (see :mod:`in21k_bench.features.backbones`):
+    ``"timm:name"`` / bare name -> ("timm", name, None); ``"open_clip:arch:tag"`` -> ("open_clip", arch,
+    tag); ``"open_clip:hf-hub:org/repo"`` -> ("open_clip", "hf-hub:org/repo", None); ``"torch_hub:repo:entry"``
+    -> ("torch_hub", repo, entry); ``"ibot:arch"`` -> ("checkpoint", arch, "ibot")."""
+    from .backbones import resolve
+
+    spec, _ = resolve(backbone)
+    return spec.loader, spec.model, spec.tag
 
 
 class _Embedder:
-    """Wraps a model so that ``embed(batch) -> (B, D)`` whatever the library."""
+    """Wraps a model so that ``embed(batch) -> (B, D)`` whatever the library; carries the backbone
+    record and the preprocessing record written to ``meta.json``."""
 
-    def __init__(self, model, kind: str, dim: int):
+    def __init__(self, model, kind: str, dim: int, record: dict | None = None, preprocessing: dict | None = None):
         self.model, self.kind, self.dim = model, kind, dim
+        self.record, self.preprocessing = record, preprocessing
 
     def __call__(self, x):
         if self.kind == "open_clip":
             return self.model.encode_image(x)
-        return self.model(x)
+        out = self.model(x)
+        if self.kind == "tokens" and out.ndim == 3:  # a hub model returning all tokens: the class token
+            out = out[:, 0]
+        return out
 
 
 def load_backbone(
@@ -75,15 +83,30 @@ def load_backbone(
     pretrained: bool = True,
     device: str = "cpu",
     image_size: int | None = None,
+    *,
+    preprocess: str | None = None,
+    resize: int | None = None,
+    crop: int | None = None,
+    interpolation: str | None = None,
+    mean=None,
+    std=None,
 ):
-    """Return ``(embedder, transform, dim)`` for a backbone name (see module docstring)."""
-    lib, name, tag = parse_backbone(backbone)
+    """Return ``(embedder, transform, dim)`` for a registry name or spec (see the module docstring).
+
+    ``preprocess``: ``"paper"`` (default for registered backbones), ``"model"`` (default for raw specs:
+    the library's own configuration); ``resize``/``crop``/``interpolation``/``mean``/``std`` override it
+    (``image_size`` sets the crop and scales the resize). ``embedder.record`` / ``embedder.preprocessing``
+    are the ``meta.json`` records; the transform is built from the preprocessing record."""
+    from .backbones import resolve
+
+    spec, entry = resolve(backbone)
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise InvalidInputError(f"backbone: expected a checkpoint file at {checkpoint}, found none")
     if image_size is not None and int(image_size) < 1:
         raise InvalidInputError(f"backbone: expected image_size >= 1 (or unset), found {image_size}")
+    overrides = dict(resize=resize, crop=crop, interpolation=interpolation, mean=mean, std=std, image_size=image_size)
     try:
-        return _load_backbone(lib, name, tag, checkpoint, pretrained, device, image_size)
+        return _load_backbone(backbone, spec, entry, checkpoint, pretrained, device, preprocess, overrides)
     except In21kError:
         raise
     except pickle.UnpicklingError:
@@ -91,7 +114,7 @@ def load_backbone(
             f"backbone: expected {checkpoint} to be a plain weights checkpoint for {backbone}, found a file "
             "torch.load(weights_only=True) refuses (never unpickled)"
         ) from None
-    except (RuntimeError, OSError, ValueError, EOFError, KeyError) as exc:
+    except (RuntimeError, OSError, ValueError, EOFError, KeyError, TypeError, ImportError) as exc:
         what = (
             f"checkpoint {checkpoint}"
             if checkpoint is not None
@@ -103,40 +126,21 @@ def load_backbone(
         ) from None
 
 
-def _load_backbone(
-    lib: str, name: str, tag: str | None, checkpoint, pretrained: bool, device: str, image_size: int | None
-):
-    import torch
+def _load_backbone(backbone: str, spec, entry, checkpoint, pretrained: bool, device: str, preprocess, overrides):
+    from .loaders import build_transform, load
 
-    if checkpoint is None and not pretrained:
-        torch.manual_seed(0)  # random initialisation is the same in every process (and every run)
-
-    if lib == "timm":
-        import timm
-
-        kwargs: dict = {"num_classes": 0}
-        if image_size and any(s in name for s in ("vit", "deit", "eva", "beit")):
-            kwargs["img_size"] = int(image_size)
-        if checkpoint is not None:
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(checkpoint)}, **kwargs)
-        else:
-            model = timm.create_model(name, pretrained=pretrained, **kwargs)
-        cfg = timm.data.resolve_model_data_config(model)
-        if image_size:
-            cfg["input_size"] = (3, int(image_size), int(image_size))
-        transform = timm.data.create_transform(**cfg, is_training=False)
-        dim = int(model.num_features)
-    else:
-        import open_clip
-
-        pre = str(checkpoint) if checkpoint is not None else (tag if pretrained else None)
-        kwargs = {"force_image_size": int(image_size)} if image_size else {}
-        model, _, transform = open_clip.create_model_and_transforms(name, pretrained=pre, **kwargs)
-        dim = int(model.visual.output_dim)
-    model.eval().to(device)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return _Embedder(model, lib, dim), transform, dim
+    built = load(
+        spec,
+        entry,
+        backbone,
+        checkpoint=checkpoint,
+        pretrained=pretrained,
+        device=device,
+        preprocess=preprocess,
+        overrides=overrides,
+    )
+    emb = _Embedder(built.model, built.kind, built.dim, built.record, built.preprocessing.to_dict())
+    return emb, build_transform(built.preprocessing), built.dim
 
 
 def list_split(root: Path, split: str | None, benchmark=None, class_names: Sequence[str] | None = None, transform=None):
@@ -193,8 +197,17 @@ def extract_split(
     ids = np.asarray(ds.sample_ids, dtype=object)
     labels = np.asarray(ds.labels, dtype=np.int64) if with_labels else None
     build = ShardedBuild(out_dir, n, shard_rows)
+    record = getattr(embedder, "record", None) or backbone  # meta.json "backbone" and "preprocessing" records
     complete = dist.main_first(
-        build.prepare, ids, dim, backbone, has_labels=with_labels, split=split, benchmark=benchmark, version=version
+        build.prepare,
+        ids,
+        dim,
+        record,
+        preprocessing=getattr(embedder, "preprocessing", None),
+        has_labels=with_labels,
+        split=split,
+        benchmark=benchmark,
+        version=version,
     )
     if complete:
         if dist.is_main:
@@ -265,6 +278,12 @@ def extract_features(
     shard_rows: int = DEFAULT_SHARD_ROWS,
     device: str = "auto",
     image_size: int | None = None,
+    preprocess: str | None = None,
+    resize: int | None = None,
+    crop: int | None = None,
+    interpolation: str | None = None,
+    mean=None,
+    std=None,
 ) -> dict[str, FeatureStore]:
     """Extract every split of ``images`` into ``out_dir/<split>/`` (a features directory).
 
@@ -295,7 +314,17 @@ def extract_features(
     out = Path(out_dir)
     # the backbone first: a bad model name or checkpoint must fail before anything is written to out_dir
     embedder, transform, dim = load_backbone(
-        backbone, checkpoint=checkpoint, pretrained=pretrained, device=dev, image_size=image_size
+        backbone,
+        checkpoint=checkpoint,
+        pretrained=pretrained,
+        device=dev,
+        image_size=image_size,
+        preprocess=preprocess,
+        resize=resize,
+        crop=crop,
+        interpolation=interpolation,
+        mean=mean,
+        std=std,
     )
     class_names = None
     if bench is None:
@@ -304,7 +333,7 @@ def extract_features(
         _log(
             f"backbone {backbone} (dim {dim}, "
             f"{'checkpoint ' + str(checkpoint) if checkpoint else ('pretrained' if pretrained else 'random init')}) on "
-            f"{dev}" + (f", {dist.world_size} processes" if dist.enabled else "")
+            f"{dev}" + (f", {dist.world_size} processes" if dist.enabled else "") + _describe_prep(embedder)
         )
     stores = {}
     for s in splits:
@@ -329,6 +358,16 @@ def extract_features(
         if dist.is_main:
             (store_dir / LISTING).unlink(missing_ok=True)
     return stores if dist.is_main else {}
+
+
+def _describe_prep(embedder) -> str:
+    p = getattr(embedder, "preprocessing", None)
+    if not p:
+        return ""
+    return (
+        f"; preprocessing {p['mode']}: resize {p['resize']}, crop {p['crop']}, {p['interpolation']}, "
+        f"mean {tuple(round(x, 4) for x in p['mean'])}, std {tuple(round(x, 4) for x in p['std'])}"
+    )
 
 
 LISTING = "build-samples.parquet"

@@ -67,14 +67,29 @@ class ShardedBuild:
         return i * self.shard_rows, min(self.num_rows, (i + 1) * self.shard_rows)
 
     # --- rank 0 -------------------------------------------------------------------------------------
-    def prepare(self, sample_ids: Sequence[str], dim: int, backbone: str, *, has_labels: bool = True, **fields) -> bool:
+    def prepare(
+        self,
+        sample_ids: Sequence[str],
+        dim: int,
+        backbone: str | dict,
+        *,
+        has_labels: bool = True,
+        preprocessing: dict | None = None,
+        **fields,
+    ) -> bool:
         """Create or check ``meta.json``; True when the store is already complete (nothing to do).
 
-        ``fields``: split, benchmark, version and any extra meta keys (written on creation)."""
+        ``backbone``: a name or the backbone record (``name, spec, loader, weights, checkpoint_sha256,
+        pretrained, dim``); ``preprocessing``: the preprocessing record. Both must match on resume (another
+        preprocessing is another store). ``fields``: split, benchmark, version and any extra meta keys
+        (written on creation)."""
         ensure_dir(self.path, "feature store")
+        name = backbone["name"] if isinstance(backbone, dict) else backbone
+        want_record = dict(backbone) if isinstance(backbone, dict) else {"name": backbone}
         want = {
             "dim": int(dim),
             "backbone": backbone,
+            "preprocessing": preprocessing,
             "shard_rows": self.shard_rows,
             "build_rows": self.num_rows,
             "sample_ids_sha256": ids_digest(sample_ids),
@@ -90,13 +105,29 @@ class ShardedBuild:
                         f"extract: {self.path} is a complete store of {store.num_rows:,} rows for another image list "
                         f"(this one has {self.num_rows:,}); use another --out"
                     )
-                if store.dim != want["dim"] or store.backbone != backbone:
+                if store.dim != want["dim"] or store.backbone != name:
                     raise InvalidInputError(
                         f"extract: {self.path} is a complete store of {store.backbone} (dim {store.dim}), expected "
-                        f"{backbone} (dim {dim}); use another --out"
+                        f"{name} (dim {dim}); use another --out"
+                    )
+                if store.backbone_record != want_record:
+                    raise InvalidInputError(
+                        f"extract: {self.path} is a complete store of {name} with other weights "
+                        f"({_diff(want_record, store.backbone_record)}); use another --out"
+                    )
+                if store.preprocessing != preprocessing:
+                    raise InvalidInputError(
+                        f"extract: {self.path} is a complete store made with another preprocessing "
+                        f"({_diff(preprocessing, store.preprocessing)}): a different preprocessing is a different "
+                        "store; use another --out"
                     )
                 return True
             for key, value in want.items():
+                if key in ("backbone", "preprocessing") and meta.get(key) != value:
+                    raise InvalidInputError(
+                        f"extract: resuming {self.path} needs the same {key} ({_diff(value, meta.get(key))}); "
+                        "re-run with the original arguments, or use another --out"
+                    )
                 if meta.get(key) != value:
                     what = "image list" if key in ("build_rows", "sample_ids_sha256") else key
                     raise InvalidInputError(
@@ -107,6 +138,7 @@ class ShardedBuild:
         meta = {
             "format_version": FORMAT_VERSION,
             "backbone": backbone,
+            **({"preprocessing": preprocessing} if preprocessing is not None else {}),
             "dim": int(dim),
             "dtype": "float16",
             "shard_rows": self.shard_rows,
@@ -194,6 +226,14 @@ class ShardedBuild:
             pq.write_table(pa.table(cols), tmp)
         save_npy(self.path / shard_name(i), np.ascontiguousarray(x.astype(np.float16)))
         write_json(self.path / done_name(i), {"rows": int(b - a), "sha256": sha256_file(self.path / shard_name(i))})
+
+
+def _diff(want, found) -> str:
+    """``key: expected X, found Y`` for the fields of two records that differ (one line)."""
+    if not isinstance(want, dict) or not isinstance(found, dict):
+        return f"expected {want!r}, found {found!r}"
+    keys = [k for k in dict.fromkeys([*want, *found]) if want.get(k) != found.get(k)]
+    return "; ".join(f"{k}: expected {want.get(k)!r}, found {found.get(k)!r}" for k in keys)
 
 
 __all__ = ["ShardedBuild", "done_name", "ids_digest", "INDEX"]
