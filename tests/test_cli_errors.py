@@ -351,7 +351,7 @@ CASES = [
     (
         "extract-unknown-timm-model",
         EXTRACT + ["--out", "{T}/ex", "--backbone", "timm:no_such_model_xyz", "--random-init"],
-        "Unknown model",
+        "expected a timm model name, found 'no_such_model_xyz'",
         "strict",
         ["{T}/ex"],
     ),

@@ -164,6 +164,8 @@ def load(
         torch.manual_seed(0)  # random initialisation is the same in every process (and every run)
     sha = sha256_file(checkpoint) if checkpoint is not None else None
     crop = _requested_crop(preprocess, entry, overrides)
+    if spec.loader == "timm":
+        _check_timm_name(spec.model, name)
     fn = {"timm": _timm, "open_clip": _open_clip, "torch_hub": _torch_hub, "checkpoint": _converted}[spec.loader]
     model, kind, weights, model_default = fn(spec, entry, checkpoint, pretrained, crop)
     base = choose_preprocessing(spec, entry, preprocess, model_default)
@@ -206,12 +208,26 @@ def load(
     return Built(model, kind, dim, prep, record)
 
 
+def _check_timm_name(model: str, typed: str) -> None:
+    """An unknown timm name: one line with the near timm names (and near registry names for a bare name)."""
+    import difflib
+
+    import timm
+
+    base = model.split(".", 1)[0]
+    if timm.is_model(base):
+        return
+    near = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.6)
+    hint = f"near timm names: {', '.join(near)}" if near else "no near timm name"
+    if typed.startswith("timm:"):
+        raise InvalidInputError(f"backbone: expected a timm model name, found {model!r} (unknown model; {hint})")
+    raise unknown_backbone_error(typed, f"not a timm model either; {hint}")
+
+
 def _timm(spec: Spec, entry, checkpoint, pretrained: bool, crop: int | None):
     import timm
 
     base = spec.model.split(".", 1)[0]
-    if not timm.is_model(base):
-        raise unknown_backbone_error(spec.model, "not a timm model either")
     kwargs: dict = {"num_classes": 0}
     size = crop if crop is not None else (entry.options.get("img_size") if entry is not None else None)
     if size and any(s in base for s in VIT_LIKE):
