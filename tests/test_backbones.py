@@ -291,6 +291,26 @@ def test_torch_hub_loader_local_repo(tmp_path):
         load_backbone(f"torch_hub:{repo}:missing_entry", pretrained=False)
 
 
+def test_torch_hub_loader_github_ref_from_the_hub_cache(tmp_path):
+    """``owner/repo:ref`` goes through torch.hub's GitHub path; with the repository already in the hub
+    cache (as after a first online run) it loads without network."""
+    import torch
+
+    from in21k_bench.features.extract import load_backbone
+
+    cache = tmp_path / "hub"
+    (cache / "someone_tinyrepo_main").mkdir(parents=True)
+    (cache / "someone_tinyrepo_main" / "hubconf.py").write_text(HUBCONF)
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(cache))
+    try:
+        emb, _, dim = load_backbone("torch_hub:someone/tinyrepo:main:tiny_tokens", pretrained=False)
+    finally:
+        torch.hub.set_dir(old)
+    assert dim == 24 and emb.record["spec"] == "torch_hub:someone/tinyrepo:main:tiny_tokens"
+    assert emb.preprocessing["mode"] == "model" and emb.preprocessing["resize"] == 256
+
+
 def test_ibot_key_conversion_round_trip(tmp_path):
     import timm
     import torch
