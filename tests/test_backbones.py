@@ -53,6 +53,37 @@ def test_registry_entries_and_import_is_torch_free():
     assert out.stdout.strip() == "[]"
 
 
+def test_registry_facts_match_the_libraries_and_the_paper_labels():
+    """Weights tags exist in timm / open_clip, dims match the architectures (built on the meta device: no
+    weights, no memory), and every backbone of the paper's reported numbers resolves to an entry."""
+    import csv
+
+    import open_clip
+    import timm
+    import torch
+
+    from in21k_bench.features.backbones import REGISTRY, get_backbone, parse_spec
+
+    for b in REGISTRY:
+        spec = parse_spec(b.spec)
+        assert spec.loader == b.loader, b.name
+        if b.loader in ("timm", "checkpoint"):
+            if b.loader == "timm":
+                cfg = timm.get_pretrained_cfg(b.weights)
+                assert cfg is not None and cfg.tag == b.weights.split(".", 1)[1], b.name
+            with torch.device("meta"):
+                m = timm.create_model(spec.model, pretrained=False, num_classes=0, **b.options)
+            assert m.num_features == b.dim, b.name
+        elif b.loader == "open_clip":
+            assert b.weights in open_clip.list_pretrained_tags_by_model(spec.model)
+            assert open_clip.get_model_config(spec.model)["embed_dim"] == b.dim
+    assert timm.get_pretrained_cfg("vit_giant_patch14_dinov2.lvd142m").input_size[-1] == 518  # why img_size=224
+    assert timm.get_pretrained_cfg("vit_large_patch16_224").tag == "augreg_in21k_ft_in1k"  # the bare name is IN-1K
+    with open(REPO / "in21k_bench" / "data" / "paper_reported.csv", newline="") as f:
+        labels = {row["backbone"] for row in csv.DictReader(f)}
+    assert labels and all(get_backbone(label) is not None for label in labels), labels
+
+
 def test_parse_specs():
     from in21k_bench.features.extract import parse_backbone
 
@@ -188,6 +219,8 @@ def test_timm_checkpoint_recorded_with_sha256(tmp_path):
     torch.save(m.state_dict(), tmp_path / "w.pth")
     emb, _, _ = load_backbone("timm:test_vit", checkpoint=tmp_path / "w.pth", image_size=32)
     assert emb.record["weights"] == "w.pth" and emb.record["pretrained"] is True
+    # with a checkpoint the default is the paper's preprocessing (timm's config describes timm's weights)
+    assert (emb.preprocessing["resize"], emb.preprocessing["crop"]) == (36, 32)  # 256/224 ratio, not timm's 0.95
     assert emb.record["checkpoint_sha256"] == hashlib.sha256((tmp_path / "w.pth").read_bytes()).hexdigest()
 
 

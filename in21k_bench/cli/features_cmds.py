@@ -64,7 +64,8 @@ def extract_cmd(
     preprocess: Optional[str] = typer.Option(
         None,
         "--preprocess",
-        help="paper (default for registered backbones) or model (the library's own; default for raw specs).",
+        help="paper (default for registered backbones and --checkpoint) or model (the library's own "
+        "configuration; default for other specs).",
     ),
     resize: Optional[int] = typer.Option(None, "--resize", min=1, help="Override: shorter side resized to this."),
     crop: Optional[int] = typer.Option(None, "--crop", min=1, help="Override: centre crop size (model input)."),

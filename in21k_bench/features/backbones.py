@@ -19,7 +19,8 @@ A backbone is named either by a registry name (``dinov2-vitg14``, or the paper's
 Preprocessing (:class:`Preprocessing`) is always resize shorter side -> centre crop -> ToTensor ->
 normalise; ``paper`` is the registry entry's (ImageNet statistics, 256 -> 224 bicubic; CLIP's own
 statistics and 224 -> 224 for CLIP), ``model`` the model library's own configuration, ``custom``
-either of them with explicit overrides.
+either of them with explicit overrides. ``paper`` is the default for registered names and for a local
+checkpoint, ``model`` for other specs.
 """
 
 from __future__ import annotations

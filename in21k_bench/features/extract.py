@@ -10,7 +10,7 @@ Backbone names (:mod:`in21k_bench.features.backbones`, ``in21k-bench backbones``
 
 Weights are whatever those libraries load on the user's machine (their own caches and hubs), or a
 local checkpoint (``checkpoint=PATH``), or none (``pretrained=False``: random initialisation, used in
-tests). Preprocessing is the paper's for registered backbones and the library's own for raw specs
+tests). Preprocessing is the paper's for registered backbones and local checkpoints, else the library's own
 (``preprocess="paper"|"model"``, with explicit overrides); it and the backbone record (weights,
 checkpoint sha256) are written to ``meta.json``. The image list is the canonical sample order
 (:func:`in21k_bench.imagefolder.scan_split`, or :meth:`Benchmark.materialize` when a benchmark is given);
@@ -93,10 +93,11 @@ def load_backbone(
 ):
     """Return ``(embedder, transform, dim)`` for a registry name or spec (see the module docstring).
 
-    ``preprocess``: ``"paper"`` (default for registered backbones), ``"model"`` (default for raw specs:
-    the library's own configuration); ``resize``/``crop``/``interpolation``/``mean``/``std`` override it
-    (``image_size`` sets the crop and scales the resize). ``embedder.record`` / ``embedder.preprocessing``
-    are the ``meta.json`` records; the transform is built from the preprocessing record."""
+    ``preprocess``: ``"paper"`` (default for registered backbones and with a ``checkpoint``), ``"model"``
+    (default for raw specs without one: the library's own configuration); ``resize``, ``crop``,
+    ``interpolation``, ``mean``, ``std`` override it (``image_size`` sets the crop and scales the resize).
+    ``embedder.record`` / ``embedder.preprocessing`` are the ``meta.json`` records; the transform is built
+    from the preprocessing record."""
     from .backbones import resolve
 
     spec, entry = resolve(backbone)

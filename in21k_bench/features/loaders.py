@@ -47,11 +47,17 @@ def build_transform(p: Preprocessing):
     )
 
 
+def default_mode(entry: Backbone | None, checkpoint) -> str:
+    """``paper`` for registered backbones and for local checkpoints (a library's configuration describes
+    the library's weights, not a file's), else ``model``."""
+    return "paper" if entry is not None or checkpoint is not None else "model"
+
+
 def choose_preprocessing(
-    spec: Spec, entry: Backbone | None, preprocess: str | None, model_default: Preprocessing | None
+    spec: Spec, entry: Backbone | None, preprocess: str | None, model_default: Preprocessing | None, checkpoint=None
 ) -> Preprocessing:
     """``paper`` (the entry's, or the package default for raw specs), or ``model`` (the library's own)."""
-    mode = preprocess or ("paper" if entry is not None else "model")
+    mode = preprocess or default_mode(entry, checkpoint)
     if mode == "paper":
         if entry is not None:
             return entry.preprocessing
@@ -131,13 +137,13 @@ def _timm_model_default(model) -> Preprocessing:
     )
 
 
-def _requested_crop(preprocess: str | None, entry: Backbone | None, overrides: dict) -> int | None:
+def _requested_crop(preprocess: str | None, entry: Backbone | None, overrides: dict, checkpoint) -> int | None:
     """The input size the model must be built for before its own configuration is known."""
     if overrides.get("crop") is not None:
         return int(overrides["crop"])
     if overrides.get("image_size") is not None:
         return int(overrides["image_size"])
-    if (preprocess or ("paper" if entry is not None else "model")) == "paper":
+    if (preprocess or default_mode(entry, checkpoint)) == "paper":
         return (entry.preprocessing if entry is not None else PAPER).crop
     return None
 
@@ -163,12 +169,12 @@ def load(
     if checkpoint is None and not pretrained:
         torch.manual_seed(0)  # random initialisation is the same in every process (and every run)
     sha = sha256_file(checkpoint) if checkpoint is not None else None
-    crop = _requested_crop(preprocess, entry, overrides)
+    crop = _requested_crop(preprocess, entry, overrides, checkpoint)
     if spec.loader == "timm":
         _check_timm_name(spec.model, name)
     fn = {"timm": _timm, "open_clip": _open_clip, "torch_hub": _torch_hub, "checkpoint": _converted}[spec.loader]
     model, kind, weights, model_default = fn(spec, entry, checkpoint, pretrained, crop)
-    base = choose_preprocessing(spec, entry, preprocess, model_default)
+    base = choose_preprocessing(spec, entry, preprocess, model_default, checkpoint)
     prep = base.with_overrides(
         resize=overrides.get("resize"),
         crop=overrides.get("crop"),
