@@ -227,8 +227,14 @@ class Benchmark:
         against the manifest are reported on ``log`` and in ``df.attrs["mismatches"]``."""
         return self.materialize_split(root, "train", log), self.materialize_split(root, "val", log)
 
-    def materialize_split(self, root: str | os.PathLike, split: str, log=sys.stderr) -> pd.DataFrame:
-        """:meth:`materialize` for one split only (``"train"`` or ``"val"``)."""
+    def materialize_split(
+        self, root: str | os.PathLike, split: str, log=sys.stderr, listing: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """:meth:`materialize` for one split only (``"train"`` or ``"val"``).
+
+        ``listing``: the split's images as listed by a reader of another layout
+        (:meth:`in21k_bench.features.readers.Source.listing`: ``sample_id``, ``class_dir`` and location
+        columns, in canonical order) instead of a scan of ``root``; its columns are kept."""
         from .imagefolder import scan_split
 
         root = Path(root)
@@ -242,16 +248,28 @@ class Benchmark:
             and self.definition.source == "imagenet-1k"
         ):
             df = _imagenet1k_val(root, manifest)
+        elif manifest is not None and "sample_id" in manifest and listing is not None:
+            have = listing.drop(columns=[c for c in ("label",) if c in listing]).set_index("sample_id")
+            df = manifest[["sample_id", "label"]].join(have, on="sample_id", how="left")
+            found = df["class_dir"].notna().to_numpy()
+            df = df[found].copy()
+            df.attrs["mismatches"] = {"missing_files": int((~found).sum())}
         elif manifest is not None and "sample_id" in manifest:
             df = manifest[["sample_id", "label"]].copy()
             exists = np.array([(root / s).is_file() for s in df["sample_id"]])
             df.attrs["mismatches"] = {"missing_files": int((~exists).sum())}
-        elif not (root / split).is_dir():
+        elif listing is None and not (root / split).is_dir():
             df = pd.DataFrame({"sample_id": pd.Series(dtype=object), "label": pd.Series(dtype=np.int64)})
             df.attrs["mismatches"] = {"missing_split_folder": str(root / split)}
         else:
             sc = self.source_classes
-            listing = scan_split(root, split, classes=sc["wnid"].tolist())
+            if listing is None:
+                listing = scan_split(root, split, classes=sc["wnid"].tolist())
+            else:  # the benchmark's classes in its class order, the listing's order within a class
+                where = pd.Series(np.arange(len(sc)), index=sc["wnid"].astype(str).to_numpy(dtype=object))
+                pos = where.reindex(listing["class_dir"].to_numpy(dtype=object)).to_numpy()
+                keep = np.flatnonzero(~np.isnan(pos))
+                listing = listing.iloc[keep[np.argsort(pos[keep], kind="stable")]].reset_index(drop=True)
             label_of = dict(zip(sc["wnid"], sc["label"]))
             listing["label"] = listing["class_dir"].map(label_of).astype(np.int64)
             if split == "train" and self.rule.get("odd_keep"):
@@ -265,7 +283,7 @@ class Benchmark:
                 for w in expected.index
                 if expected[w] >= 0 and int(found.get(w, 0)) != int(expected[w])
             }
-            df = listing[["sample_id", "label"]].copy()
+            df = listing.copy() if "file" in listing else listing[["sample_id", "label"]].copy()
             df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
         mm = df.attrs.get("mismatches", {})
         if any(v for k, v in mm.items() if k != "examples"):

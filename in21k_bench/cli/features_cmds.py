@@ -27,7 +27,11 @@ def _print_kv(rows: dict) -> None:
 @features_app.command("extract")
 def extract_cmd(
     images: Path = typer.Option(
-        ..., "--images", help="Image folder: <root>/<split>/<class>/<file> (ImageNet-21K-P / ImageNet-1K layout)."
+        ...,
+        "--images",
+        help="Your download, layout detected: image folders (<root>/{train,val}/<wnid>/<file> or the official "
+        "imagenet21k_resized/{imagenet21k_train,imagenet21k_val}/), HF parquet shards (data/<split>-*.parquet) "
+        "or webdataset tars (<split>-*.tar with .cls/.json).",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Features directory to write (<out>/<split>/); a partial one is resumed."
@@ -73,6 +77,14 @@ def extract_cmd(
     mean: Optional[str] = typer.Option(None, "--mean", help="Override: normalisation mean 'R,G,B'."),
     std: Optional[str] = typer.Option(None, "--std", help="Override: normalisation std 'R,G,B'."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    format: Optional[str] = typer.Option(
+        None, "--format", help="Force the layout of --images: folder, parquet or webdataset (default: detected)."
+    ),
+    skip_bad: bool = typer.Option(
+        False,
+        "--skip-bad",
+        help="Skip unreadable images and truncated shards (counted in meta.json 'skipped') instead of stopping.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Extract features of a local image folder with a timm / open_clip backbone (resumable; several
@@ -99,6 +111,8 @@ def extract_cmd(
         interpolation=interpolation,
         mean=mean,
         std=std,
+        format=format,
+        skip_bad=skip_bad,
     )
     if not stores:  # a rank other than 0 under torchrun: rank 0 reports
         return
@@ -108,6 +122,12 @@ def extract_cmd(
     else:
         for name, i in info.items():
             print(f"{name}: {i['num_rows']:,} rows x {i['dim']} ({i['backbone']}) -> {i['path']}")
+            skipped = stores[name].meta.get("skipped")
+            if skipped and (skipped.get("count") or skipped.get("damaged_files")):
+                print(
+                    f"{name}: skipped {skipped['count']:,} unreadable images, {len(skipped.get('damaged_files', []))} "
+                    "damaged shards (see meta.json 'skipped')"
+                )
 
 
 @features_app.command("simulate")

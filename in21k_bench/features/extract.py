@@ -155,9 +155,14 @@ def list_split(root: Path, split: str | None, benchmark=None, class_names: Seque
 
 
 def _batches(ds, rows: np.ndarray, batch_size: int, workers: int, pin: bool):
-    """Tensors of ``ds`` at positions ``rows`` (in that order), batch by batch."""
+    """``(tensors, skipped positions, their errors)`` of ``ds`` at positions ``rows`` (in that order),
+    batch by batch; skips come only from a :class:`~in21k_bench.features.readers.SourceDataset` with
+    ``skip_bad``."""
     from torch.utils.data import DataLoader, Subset
 
+    from .readers import SourceDataset, collate
+
+    source = isinstance(ds, SourceDataset)
     loader = DataLoader(
         Subset(ds, rows.tolist()),
         batch_size=batch_size,
@@ -165,9 +170,10 @@ def _batches(ds, rows: np.ndarray, batch_size: int, workers: int, pin: bool):
         num_workers=workers,
         pin_memory=pin,
         persistent_workers=False,
+        **({"collate_fn": collate} if source else {}),
     )
-    for xb, _ in loader:
-        yield xb
+    for batch in loader:
+        yield batch if source else (batch[0], [], [])
 
 
 def extract_split(
@@ -185,6 +191,7 @@ def extract_split(
     workers: int = 4,
     shard_rows: int = DEFAULT_SHARD_ROWS,
     with_labels: bool = True,
+    extra_meta: dict | None = None,
 ) -> FeatureStore | None:
     """Embed the dataset ``ds`` (an :class:`~in21k_bench.imagedata.ImageDataset` with the model's
     transform) into a store at ``out_dir``, resuming if partial; this rank's share under torchrun.
@@ -209,6 +216,7 @@ def extract_split(
         split=split,
         benchmark=benchmark,
         version=version,
+        **(extra_meta or {}),
     )
     if complete:
         if dist.is_main:
@@ -235,24 +243,44 @@ def extract_split(
     )
     t0 = time.perf_counter()
     buf: list[np.ndarray] = []
-    have, k = 0, 0  # rows buffered for shard mine[k]
+    okbuf: list[np.ndarray] = []
+    skipped: list[dict] = []
+    have, k, at = 0, 0, 0  # rows buffered for shard mine[k]; position in ``rows``
     with torch.inference_mode():
-        for xb in _batches(ds, rows, batch_size, workers, pin=use_amp):
-            xb = xb.to(dev, non_blocking=True)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                feats = embedder(xb)
-            feats = feats.float().cpu().numpy()
-            bar.update(len(feats))
-            while len(feats):
+        for xb, bad, errors in _batches(ds, rows, batch_size, workers, pin=use_amp):
+            if xb is not None:
+                xb = xb.to(dev, non_blocking=True)
+                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                    feats = embedder(xb)
+                feats = feats.float().cpu().numpy()
+            else:
+                feats = np.zeros((0, dim), np.float32)
+            nb = len(feats) + len(bad)
+            ok = np.ones(nb, bool)
+            ok[bad] = False
+            err_of = dict(zip((at + j for j in bad), errors))
+            bar.update(nb)
+            while len(ok):
                 a, b = build.rows(mine[k])
-                take = min(len(feats), (b - a) - have)
-                buf.append(feats[:take])
-                feats = feats[take:]
+                take = min(len(ok), (b - a) - have)
+                good = int(ok[:take].sum())
+                buf.append(feats[:good])
+                okbuf.append(ok[:take])
+                for j in np.flatnonzero(~ok[:take]):  # --skip-bad: recorded, never a silent drop
+                    skipped.append({"sample_id": str(ids[rows[at + j]]), "error": err_of[at + j]})
+                feats, ok, at = feats[good:], ok[take:], at + take
                 have += take
                 if have == b - a:
-                    build.write_shard(mine[k], np.concatenate(buf), ids[a:b], None if labels is None else labels[a:b])
+                    keep = np.concatenate(okbuf)
+                    build.write_shard(
+                        mine[k],
+                        np.concatenate(buf),
+                        ids[a:b][keep],
+                        None if labels is None else labels[a:b][keep],
+                        skipped=skipped,
+                    )
                     fault_point("extract", mine[k])
-                    buf, have, k = [], 0, k + 1
+                    buf, okbuf, skipped, have, k = [], [], [], 0, k + 1
     bar.close()
     dt = time.perf_counter() - t0
     if len(rows):
@@ -285,19 +313,39 @@ def extract_features(
     interpolation: str | None = None,
     mean=None,
     std=None,
+    format: str | None = None,
+    skip_bad: bool = False,
 ) -> dict[str, FeatureStore]:
     """Extract every split of ``images`` into ``out_dir/<split>/`` (a features directory).
 
-    Labels: the benchmark's labels when ``benchmark`` is given (class folders and order from its
-    manifest); otherwise the index of the class folder among the sorted class folders of all splits
-    (recorded in ``out_dir/classes.json``). ``splits=("",)`` treats ``images`` itself as one
-    ``root/<class>/<file>`` folder and writes a single store at ``out_dir``.
+    ``images``: any layout of :mod:`in21k_bench.features.readers` (image folders, HF parquet shards,
+    webdataset tars), detected or forced with ``format``. Labels: the benchmark's labels when
+    ``benchmark`` is given (classes and order from its manifest); otherwise the index of the class
+    among the sorted classes of all splits (recorded in ``out_dir/classes.json``). ``splits=("",)``
+    treats an image folder ``images`` itself as one ``root/<class>/<file>`` tree and writes a single
+    store at ``out_dir``. ``skip_bad``: an unreadable image is left out of its shard and counted in
+    meta.json (``skipped``) instead of stopping the run.
     """
+    from .readers import Source, open_source
+
     root = Path(images)
-    if not root.is_dir():
-        raise InvalidInputError(f"extract: expected an image folder at {root}, found none")
     if image_size is not None and int(image_size) < 1:
         raise InvalidInputError(f"extract: expected image_size >= 1 (or unset), found {image_size}")
+    if "" in splits:
+        if not root.is_dir():
+            raise InvalidInputError(f"extract: expected an image folder at {root}, found none")
+        if format not in (None, "folder"):
+            raise InvalidInputError(f"extract: expected --format folder with --split '', found --format {format}")
+        source = Source("folder", root, {"": root})
+    else:
+        source = open_source(root, format, extra_splits=[s for s in splits if s not in ("train", "val")])
+    source.skip_bad = bool(skip_bad)
+    missing = [s for s in splits if s and not source.has_split(s)]
+    if missing:
+        raise InvalidInputError(
+            f"extract: expected split{' folders' if source.format == 'folder' else 's'} {', '.join(missing)} under "
+            f"{source.describe()}, found {sorted(source.splits)}"
+        )
     check_output_dir(out_dir, "extract")  # before the backbone is loaded
     dist = init_distributed(device)
     dev = dist.device
@@ -306,12 +354,6 @@ def extract_features(
         from ..benchmark import load
 
         bench = load(benchmark)
-    missing = [s for s in splits if s and not (root / s).is_dir()]
-    if missing:
-        found = sorted(p.name for p in root.iterdir() if p.is_dir())
-        raise InvalidInputError(
-            f"extract: expected split folders {', '.join(missing)} under {root}, found {found[:10]}"
-        )
     out = Path(out_dir)
     # the backbone first: a bad model name or checkpoint must fail before anything is written to out_dir
     embedder, transform, dim = load_backbone(
@@ -329,8 +371,9 @@ def extract_features(
     )
     class_names = None
     if bench is None:
-        class_names = dist.main_first(_class_folders, root, splits, out)
+        class_names = dist.main_first(_class_folders, source, splits, out)
     if dist.is_main:
+        _log(f"images: {source.describe()}")
         _log(
             f"backbone {backbone} (dim {dim}, "
             f"{'checkpoint ' + str(checkpoint) if checkpoint else ('pretrained' if pretrained else 'random init')}) on "
@@ -339,9 +382,18 @@ def extract_features(
     stores = {}
     for s in splits:
         store_dir = out / s if s else out
-        ds = _shared_listing(
-            dist, store_dir, root / s, lambda s=s: list_split(root, s or None, bench, class_names, transform), transform
-        )
+
+        def make(s=s):
+            table, labels = split_listing(source, s, bench, class_names)
+            return source.dataset(table, labels, transform, skip_bad)
+
+        ds = _shared_listing(dist, store_dir, source.root, make, transform, source.format, skip_bad)
+        extra = {"image_format": source.format}
+        if skip_bad:
+            extra["skip_bad"] = True
+            damaged = [d for d in source.index_skipped if d.get("split") in (None, s)]
+            if damaged:
+                extra["damaged_files"] = damaged
         stores[s or "all"] = extract_split(
             ds,
             store_dir,
@@ -355,6 +407,7 @@ def extract_features(
             batch_size=batch_size,
             workers=workers,
             shard_rows=shard_rows,
+            extra_meta=extra,
         )
         if dist.is_main:
             (store_dir / LISTING).unlink(missing_ok=True)
@@ -374,24 +427,75 @@ def _describe_prep(embedder) -> str:
 LISTING = "build-samples.parquet"
 
 
-def _class_folders(root: Path, splits: Sequence[str], out: Path) -> list[str]:
-    """Sorted class folders of all splits (the labels without a benchmark), recorded in ``classes.json``."""
+def split_listing(source, split: str, bench=None, class_names: Sequence[str] | None = None):
+    """``(table, labels)``: the images of one split of ``source`` in canonical order -- the benchmark's
+    (its classes, order and labels; a class of the source outside the benchmark's image set is an
+    error) or all of them (labels = positions in ``class_names``)."""
+    import pandas as pd
+
+    if bench is None:
+        table = source.listing(split, classes=class_names)
+        label_of = {c: i for i, c in enumerate(class_names or [])}
+        labels = table["class_dir"].map(label_of).fillna(-1).astype(np.int64).to_numpy()
+        return table, labels
+    _check_classes(source, split, bench)
+    plain = source.format == "folder" and Path(source.splits[split]).name == split
+    if plain and bench.sample_table(split) is not None:  # as before: files named by the manifest's ids
+        df = bench.materialize_split(source.root, split)
+        rel = df["path"] if "path" in df else df["sample_id"]
+        df = df[rel != ""]
+        rel = rel[rel != ""]
+        n = len(df)
+        table = pd.DataFrame(
+            {
+                "sample_id": df["sample_id"].to_numpy(dtype=object),
+                "class_dir": np.full(n, "", dtype=object),
+                "file": np.asarray([str(source.root / r) for r in rel], dtype=object),
+                "pos": np.full(n, -1, np.int64),
+                "size": np.full(n, -1, np.int64),
+            }
+        )
+        return table, df["label"].to_numpy(dtype=np.int64)
+    classes = bench.source_classes["wnid"].astype(str).tolist() if bench.sample_table(split) is None else None
+    df = bench.materialize_split(source.root, split, listing=source.listing(split, classes=classes))
+    return df, df["label"].to_numpy(dtype=np.int64)
+
+
+def _check_classes(source, split: str, bench) -> None:
+    """Every class of the source belongs to the benchmark's image set (ImageNet-21K-P or ImageNet-1K)."""
+    from ..benchmark import load
+    from .view import _image_set
+
+    found = source.class_dirs(split)
+    if not found:
+        return
+    image_set = bench if bench.name == _image_set(bench) else load(_image_set(bench))
+    known = set(image_set.source_classes["wnid"].astype(str))
+    bad = [c for c in found if c not in known]
+    if bad:
+        raise InvalidInputError(
+            f"extract: expected classes of benchmark {image_set.name} ({len(known):,} wnids) in {split} of "
+            f"{source.describe()}, found {len(bad):,} others (first: {bad[0]})"
+        )
+
+
+def _class_folders(source, splits: Sequence[str], out: Path) -> list[str]:
+    """Sorted classes of all splits (the labels without a benchmark), recorded in ``classes.json``."""
     names: set[str] = set()
     for s in splits:
-        base = root / s if s else root
-        names.update(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+        names.update(source.class_dirs(s))
     class_names = sorted(names)
     write_json(out / "classes.json", {"label_source": "sorted class folders", "classes": class_names})
     return class_names
 
 
-def _shared_listing(dist: Dist, store_dir: Path, where: Path, make, transform):
+def _shared_listing(dist: Dist, store_dir: Path, where: Path, make, transform, fmt: str, skip_bad: bool):
     """The split's image list, made once on rank 0 and read by the other ranks from
     ``<store>/build-samples.parquet``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..imagedata import ImageDataset
+    from .readers import SourceDataset
 
     box = {}
 
@@ -409,4 +513,4 @@ def _shared_listing(dist: Dist, store_dir: Path, where: Path, make, transform):
     if dist.is_main:
         return box["ds"]
     t = pq.read_table(store_dir / LISTING).to_pandas()
-    return ImageDataset(t["sample_id"].tolist(), t["path"].tolist(), t["label"].to_numpy(), transform)
+    return SourceDataset.from_table(fmt, t, transform, skip_bad)

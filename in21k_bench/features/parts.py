@@ -100,7 +100,8 @@ class ShardedBuild:
             if meta.get("complete"):
                 store = FeatureStore.open(self.path)
                 ids = store.sample_ids
-                if store.num_rows != self.num_rows or not np.array_equal(ids, np.asarray(sample_ids, dtype=object)):
+                skipped = int((meta.get("skipped") or {}).get("count", 0))
+                if store.num_rows != self.num_rows - skipped or not _is_subsequence(ids, sample_ids):
                     raise InvalidInputError(
                         f"extract: {self.path} is a complete store of {store.num_rows:,} rows for another image list "
                         f"(this one has {self.num_rows:,}); use another --out"
@@ -172,11 +173,15 @@ class ShardedBuild:
                 f"(first: {shard_name(missing[0])}); re-run the same command to finish them"
             )
         meta = json.loads((self.path / META).read_text(encoding="utf-8"))
-        shards = []
+        shards, skipped = [], []
         for i in range(self.num_shards):
             rec = json.loads((self.path / done_name(i)).read_text(encoding="utf-8"))
             shards.append({"file": shard_name(i), "rows": int(rec["rows"]), "sha256": rec["sha256"]})
+            skipped.extend(rec.get("skipped", []))
         meta["shards"] = shards
+        damaged = meta.pop("damaged_files", None)
+        if skipped or damaged or meta.get("skip_bad"):  # --skip-bad: never a silent drop
+            meta["skipped"] = {"count": len(skipped), "examples": skipped[:10], "damaged_files": damaged or []}
         meta = finish_store(self.path, meta)
         for i in range(self.num_shards):
             (self.path / done_name(i)).unlink(missing_ok=True)
@@ -199,23 +204,38 @@ class ShardedBuild:
             if not self.is_done(i):
                 continue
             a, b = self.rows(i)
+            want = sample_ids[a:b]
+            rec = json.loads((self.path / done_name(i)).read_text(encoding="utf-8"))
+            if rec.get("skipped"):
+                gone = {s["sample_id"] for s in rec["skipped"]}
+                want = np.asarray([s for s in want if s not in gone], dtype=object)
             got = (
                 pq.read_table(self.path / ids_name(i), columns=["sample_id"])
                 .column("sample_id")
                 .to_numpy(zero_copy_only=False)
             )
-            if len(got) != b - a or not np.array_equal(got.astype(object), sample_ids[a:b]):
+            if len(got) != len(want) or not np.array_equal(got.astype(object), want):
                 raise InvalidInputError(
                     f"extract: {self.path / shard_name(i)} holds other sample ids than rows {a:,}-{b:,} of this image "
                     "list; use another --out"
                 )
 
-    def write_shard(self, i: int, x: np.ndarray, sample_ids: Sequence[str], labels: Sequence[int] | None) -> None:
+    def write_shard(
+        self,
+        i: int,
+        x: np.ndarray,
+        sample_ids: Sequence[str],
+        labels: Sequence[int] | None,
+        skipped: Sequence[dict] = (),
+    ) -> None:
+        """Write shard ``i``: rows ``rows(i)`` of the list except ``skipped`` (``{"sample_id", "error"}``
+        of images that could not be read under ``--skip-bad``; recorded in the marker, then meta.json)."""
         a, b = self.rows(i)
         x = np.asarray(x)
-        if x.ndim != 2 or len(x) != b - a or len(sample_ids) != b - a:
+        n = b - a - len(skipped)
+        if x.ndim != 2 or len(x) != n or len(sample_ids) != n:
             raise InvalidInputError(
-                f"feature store build: expected shard {i} with {b - a} rows, found {x.shape} and {len(sample_ids)} ids"
+                f"feature store build: expected shard {i} with {n} rows, found {x.shape} and {len(sample_ids)} ids"
             )
         if not np.isfinite(x).all():
             raise InvalidInputError(f"feature store build: expected finite features, found NaN or inf in shard {i}")
@@ -225,7 +245,18 @@ class ShardedBuild:
         with atomic_path(self.path / ids_name(i)) as tmp:
             pq.write_table(pa.table(cols), tmp)
         save_npy(self.path / shard_name(i), np.ascontiguousarray(x.astype(np.float16)))
-        write_json(self.path / done_name(i), {"rows": int(b - a), "sha256": sha256_file(self.path / shard_name(i))})
+        rec = {"rows": int(n), "sha256": sha256_file(self.path / shard_name(i))}
+        if skipped:
+            rec["skipped"] = [{"sample_id": str(s["sample_id"]), "error": str(s["error"])} for s in skipped]
+        write_json(self.path / done_name(i), rec)
+
+
+def _is_subsequence(ids: np.ndarray, sample_ids: Sequence[str]) -> bool:
+    """``ids`` are ``sample_ids`` in order with some left out (the images --skip-bad skipped)."""
+    import pandas as pd
+
+    pos = pd.Index(np.asarray(sample_ids, dtype=object)).get_indexer(np.asarray(ids, dtype=object))
+    return bool((pos >= 0).all() and (np.diff(pos) > 0).all())
 
 
 def _diff(want, found) -> str:
