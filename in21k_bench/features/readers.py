@@ -568,11 +568,11 @@ class SourceDataset:
 
 def collate(batch):
     """``(images stacked, positions in the batch that were skipped, their errors)``."""
-    import torch
+    from torch.utils.data import default_collate
 
     good = [b[0] for b in batch if b[0] is not None]
     bad = [k for k, b in enumerate(batch) if b[0] is None]
-    xb = torch.stack(good) if good else None
+    xb = default_collate(good) if good else None  # in a worker: stacked straight into shared memory
     return xb, bad, [batch[k][2] for k in bad]
 
 
