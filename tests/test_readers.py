@@ -297,3 +297,42 @@ def test_cli_format_and_exit_codes(layouts, tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "expected the folder layout" in err
+
+
+def test_torchrun_two_ranks_parquet_skip_bad(layouts, tmp_path):
+    """Under torchrun each rank encodes its shards of the parquet stream; the store (skips included)
+    is the one a single process writes."""
+    from in21k_bench.distributed import FAULT_ENV
+    from in21k_bench.features.store import FeatureStore
+
+    base, samples = layouts
+    victim = [s for s in samples if s[0] == "train"][7][3]
+    hf = tmp_path / "hf"
+    _parquet(hf, samples, corrupt=victim)
+    cli = str(Path(sys.executable).parent / "in21k-bench")
+    args = ["features", "extract", "--images", str(hf), "--split", "train", "--backbone", "timm:test_vit"]
+    args += ["--random-init", "--image-size", "32", "--workers", "0", "--batch-size", "3", "--shard-rows", "5"]
+    args += ["--device", "cpu", "--skip-bad"]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", FAULT_ENV)
+    }
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    one = subprocess.run([cli, *args, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python", cli]
+        + args
+        + ["--out", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = FeatureStore.open(tmp_path / "one" / "train", verify=True)
+    b = FeatureStore.open(tmp_path / "two" / "train", verify=True)
+    assert list(a.sample_ids) == list(b.sample_ids) and a.num_rows == 4 * N_TRAIN - 1
+    assert a.meta["skipped"] == b.meta["skipped"] and a.meta["skipped"]["count"] == 1
+    np.testing.assert_allclose(a.to_array(normalize=False), b.to_array(normalize=False), atol=2e-3)

@@ -65,7 +65,8 @@ def _err(msg: str) -> InvalidInputError:
 
 
 def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    text = re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", " ".join(str(exc).split()))  # no memory addresses
+    return f"{type(exc).__name__}: {text[:160]}"
 
 
 @dataclass
