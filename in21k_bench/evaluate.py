@@ -163,6 +163,36 @@ def _score(preds, target: _Target, num_clusters, num_draws, progress) -> Evaluat
         excluded=p.source_excluded,
         labels_source=target.labels_source,
         labels_sha256=target.labels_sha256,
+        provenance=_provenance(preds, target, sha),
+    )
+
+
+def _provenance(preds, target: _Target, sha: str | None) -> dict:
+    """The provenance of the scored predictions (:mod:`in21k_bench.provenance`): the evaluated
+    benchmark's manifest version + sha256 (from the index), this package's version, and the backbone /
+    preprocessing of the run record (``run.json`` / ``fit.json``) of a predictions folder -- or of the
+    folder holding a single prediction file its record lists with the same sha256; None otherwise."""
+    from .predictions import read_run_record
+    from .provenance import provenance_from_record, provenance_record
+
+    record = None
+    if isinstance(preds, (str, os.PathLike)):
+        path = Path(preds)
+        if path.is_dir():
+            record = read_run_record(path, target.what)
+        elif path.parent.is_dir():
+            parent = read_run_record(path.parent, target.what)
+            listed = ((parent or {}).get("prediction_files") or {}).get(path.name) or {}
+            if isinstance(listed, dict) and sha is not None and listed.get("sha256") == sha:
+                record = parent
+    found = provenance_from_record(record)
+    bench = None if target.labels_source else target.name
+    return provenance_record(
+        benchmark=bench,
+        version=target.version if bench else None,
+        backbone=found["backbone"],
+        preprocessing=found["preprocessing"],
+        features=found["features"],
     )
 
 

@@ -134,6 +134,14 @@ def _fields() -> dict:
         ),
         package_version=(str, ...),
         predictions_sha256=(Optional[str], None),
+        provenance=(
+            Optional[dict],
+            Field(
+                None,
+                description="what produced the predictions: package version, benchmark manifest version + sha256, "
+                "backbone and preprocessing from the run record (None where unknown; see in21k_bench.provenance)",
+            ),
+        ),
         per_class_acc=(
             Optional[list[float]],
             Field(None, exclude=True, description="per-label ACC (NaN without samples); not in JSON"),

@@ -225,6 +225,35 @@ class FakeResult(BaseModel):
     ece: float | None = None
     package_version: str = "0.1.0"
     predictions_sha256: str
+    provenance: dict | None = None
+
+
+#: A complete provenance record (what `evaluate` reports for a folder written by `fit` on an extracted store).
+FAKE_BACKBONE = {
+    "name": "vit-x",
+    "spec": "timm:vit_x",
+    "loader": "timm",
+    "weights": "vit_x.tag",
+    "checkpoint_sha256": None,
+    "pretrained": True,
+    "dim": 8,
+}
+FAKE_PREPROCESSING = {
+    "mode": "paper",
+    "resize": 256,
+    "crop": 224,
+    "interpolation": "bicubic",
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+}
+
+
+def fake_provenance(benchmark, version):
+    from in21k_bench.provenance import provenance_record
+
+    return provenance_record(
+        benchmark=benchmark, version=version, backbone=FAKE_BACKBONE, preprocessing=FAKE_PREPROCESSING
+    )
 
 
 def fake_evaluate(pred, benchmark, version):
@@ -238,6 +267,7 @@ def fake_evaluate(pred, benchmark, version):
         acc=float(np.mean(x == np.arange(len(x)) % 4)),
         nmi=float(np.mean(x) / 3),
         predictions_sha256=sha256_file(pred),
+        provenance=fake_provenance(benchmark, version or "v1"),
     )
 
 
@@ -537,13 +567,17 @@ def test_submit_equals_evaluate_with_real_evaluator(tmp_path, capsys, monkeypatc
     assert 0.55 < rec["metrics"]["acc"]["runs"][1] < rec["metrics"]["acc"]["runs"][0] < 0.75
     assert rec["num_samples"] == 50000 and rec["num_clusters"] == 1000
     # re-evaluation in `leaderboard check` (prediction files present at the recorded paths)
+    # plain .npy files carry no run record: backbone and preprocessing unknown, refused as verified
+    assert rec["provenance"]["manifest_version"] == rec["benchmark_version"] and rec["provenance"]["backbone"] is None
+    assert rec["provenance"]["manifest_sha256"] == ev["provenance"]["manifest_sha256"]
     lb.build(root)
-    assert lb.check_leaderboard(root) == []
+    (problem,) = lb.check_leaderboard(root)
+    assert "noisy-oracle-none: expected complete provenance, found none for backbone, preprocessing" in problem
     d = json.loads((root / "submissions" / "imagenet-1k" / "noisy-oracle-none.json").read_text())
     d["metrics"]["nmi"] = lb.MetricStat.from_runs([x + 0.01 for x in d["metrics"]["nmi"]["runs"]]).model_dump()
     (root / "submissions" / "imagenet-1k" / "noisy-oracle-none.json").write_text(json.dumps(d))
     problems = lb.check_leaderboard(root, check_rendered=False)
-    assert len(problems) == 2 and all("metric nmi expected" in p for p in problems)
+    assert len(problems) == 3 and sum("metric nmi expected" in p for p in problems) == 2
 
 
 # --------------------------------------------------------------------------------------------

@@ -92,6 +92,15 @@ def submit_cmd(
                 "re-score them and will refuse the entry: use --copy-predictions or --predictions-url",
                 file=sys.stderr,
             )
+    from ..provenance import missing_fields
+
+    missing = missing_fields(sub.provenance.model_dump() if sub.provenance is not None else None)
+    if missing:
+        print(
+            f"note: provenance incomplete (missing {', '.join(missing)}); `leaderboard check` refuses it as verified: "
+            "submit prediction folders written by `fit` on a store extracted with a recorded backbone",
+            file=sys.stderr,
+        )
     if json_out:
         sys.stdout.write(json.dumps(sub.to_json_dict(), indent=2, sort_keys=True) + "\n")
         return

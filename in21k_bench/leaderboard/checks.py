@@ -115,6 +115,14 @@ def _check_entry(
         return problems
     if report is not None:
         report.verified += 1
+    from ..provenance import missing_fields
+
+    lacking = missing_fields(sub.provenance.model_dump() if sub.provenance is not None else None)
+    if lacking:
+        problems.append(
+            f"{rel}: verified entry {sub.slug}: expected complete provenance, found none for {', '.join(lacking)} "
+            "(re-submit prediction folders written by `fit` on a store with a recorded backbone and preprocessing)"
+        )
     missing = _missing_runs(sub, path, root)
     if missing:
         where = ", ".join(

@@ -99,6 +99,56 @@ class MetricStat(BaseModel):
         return cls(mean=float(np.mean(vals)), std=_std(vals), runs=vals)
 
 
+class BackboneRecord(BaseModel):
+    """The feature store's backbone record (``meta.json`` ``backbone``); further keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    spec: str | None = None
+    loader: str | None = None
+    weights: str | None = None
+    checkpoint_sha256: str | None = None
+    pretrained: bool | None = None
+    dim: int | None = None
+
+
+class PreprocessingRecord(BaseModel):
+    """The feature store's image preprocessing (``meta.json`` ``preprocessing``); further keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mode: str | None = None
+    resize: int | None = None
+    crop: int | None = None
+    interpolation: str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+
+class Provenance(BaseModel):
+    """What produced an entry (see :mod:`in21k_bench.provenance`); None where unknown. A verified entry
+    needs every field :func:`in21k_bench.provenance.missing_fields` lists (``leaderboard check``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    package_version: str | None = None
+    benchmark: str | None = None
+    manifest_version: str | None = None
+    manifest_sha256: str | None = None
+    manifest_files: dict[str, str] | None = None
+    backbone: BackboneRecord | None = None
+    preprocessing: PreprocessingRecord | None = None
+    features: str | None = None
+
+    @field_validator("manifest_sha256")
+    @classmethod
+    def _sha(cls, v: str | None) -> str | None:
+        if v is not None and not SHA_RE.match(v):
+            raise ValueError(f"expected 64 lower-case hex digits, found {v!r}")
+        return v
+
+
 class Submission(BaseModel):
     """A leaderboard entry (one method, one backbone, one benchmark version).
 
@@ -133,6 +183,11 @@ class Submission(BaseModel):
     num_clusters: int | None = Field(None, ge=1)
     num_samples: int | None = Field(None, ge=1)
     notes: str | None = None
+    provenance: Provenance | None = Field(
+        None,
+        description="What produced the runs: package and manifest version + sha256, backbone and preprocessing "
+        "(from the runs' records; required complete for a verified entry by `leaderboard check`).",
+    )
 
     @field_validator("slug")
     @classmethod
@@ -215,7 +270,10 @@ class Submission(BaseModel):
         return (self.benchmark, self.benchmark_version, norm(self.backbone), norm(self.method))
 
     def to_json_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        d = self.model_dump(mode="json")
+        if d.get("provenance") is None:  # entries without provenance serialise as before it existed
+            d.pop("provenance", None)
+        return d
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -56,6 +56,7 @@ def make_submission(
         raise InvalidSubmissionError("submit: expected one distinct prediction file per run, found the same file twice")
     from .. import __version__
 
+    prov = combined_provenance(results)
     try:
         return Submission(
             method=method,
@@ -77,9 +78,31 @@ def make_submission(
             num_clusters=getattr(first, "num_clusters", None),
             num_samples=getattr(first, "n", None),
             notes=notes,
+            provenance=prov,
         )
     except ValidationError as exc:
         raise InvalidSubmissionError(f"submit: {validation_message(exc)}") from None
+
+
+def combined_provenance(results: Sequence[Any]) -> dict | None:
+    """The provenance shared by every run (each result's ``provenance``, see
+    :mod:`in21k_bench.provenance`); None when no result carries one. Runs that disagree on the
+    backbone or preprocessing are refused; ``features`` is kept only when every run names the same."""
+    provs = [getattr(r, "provenance", None) for r in results]
+    if all(p is None for p in provs):
+        return None
+    provs = [dict(p or {}) for p in provs]
+    first = provs[0]
+    for i, p in enumerate(provs[1:], start=2):
+        for key in ("backbone", "preprocessing", "manifest_sha256"):
+            if p.get(key) != first.get(key):
+                raise InvalidSubmissionError(
+                    f"submit: expected every run with the same {key} ({first.get(key)}), found {p.get(key)} in run {i}"
+                )
+    out = dict(first)
+    if any(p.get("features") != first.get("features") for p in provs):
+        out["features"] = None
+    return out
 
 
 def display_path(p: Path) -> str:

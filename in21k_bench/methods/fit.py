@@ -89,6 +89,25 @@ def find_neighbors(store: Any, k: int) -> tuple[Path, bool]:
     return exact, False
 
 
+def record_provenance(record_path: Path, train: Any, bench: Any = None) -> None:
+    """Add the provenance of the fit (the train store's backbone / preprocessing, the benchmark's
+    manifest version + sha256, the package version; see :mod:`in21k_bench.provenance`) to the run
+    record written by :func:`.train.fit` (rewritten atomically; ``prediction_files`` unchanged)."""
+    import json
+
+    from ..fileio import write_json
+    from ..provenance import provenance_record
+
+    if not record_path.is_file():
+        return
+    meta = getattr(train, "meta", None) or {}
+    name = getattr(bench, "name", None) or meta.get("benchmark")
+    version = getattr(bench, "version", None) or meta.get("version")
+    rec = json.loads(record_path.read_text(encoding="utf-8"))
+    rec["provenance"] = provenance_record(store=train, benchmark=name, version=version)
+    write_json(record_path, rec)
+
+
 def _log(dist: DistInfo, msg: str) -> None:
     if dist.is_main:
         print(msg, file=sys.stderr, flush=True)
@@ -185,4 +204,6 @@ def fit_features(
         settings=recipe.settings(),
         min_steps=recipe.min_steps,
     )
+    if dist.is_main and out is not None:
+        record_provenance(Path(out) / "fit.json", train, bench)
     return FitRun(res, recipe, Path(out), name, dist, nb_path)

@@ -295,4 +295,13 @@ def run_kmeans(
         record.setdefault("train_features", str(train.path))
     if isinstance(val, FeatureStore):
         record.setdefault("val_features", str(val.path))
+    if "provenance" not in record:
+        from ..provenance import provenance_record
+
+        meta = getattr(train, "meta", None) or {}
+        record["provenance"] = provenance_record(
+            store=train if hasattr(train, "meta") else None,
+            benchmark=record.get("benchmark") or meta.get("benchmark"),
+            version=record.get("benchmark_version") or meta.get("version"),
+        )
     return write_predictions(out, top1, tk, record=json.loads(json.dumps(record, default=str)), record_name="run.json")
