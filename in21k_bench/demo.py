@@ -160,6 +160,7 @@ def _label_space(cfg: DemoConfig, val, val_labels: np.ndarray):
 def run_demo(cfg: DemoConfig) -> list[dict]:
     """Run the pipeline; returns one result dict per method (metrics + wall time)."""
     from .evaluate import evaluate_arrays
+    from .methods.fit import record_provenance
     from .methods.kmeans import run_kmeans
     from .methods.knn import mine_knn
     from .methods.train import fit
@@ -217,6 +218,7 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
                 _log(f"{method}: not resuming ({exc}); training from scratch")
                 shutil.rmtree(out)
                 fit(train, knn, tc, val_features=val, out_dir=out, device=cfg.device)
+            record_provenance(Path(out) / "fit.json", train)
         arrays, _ = read_prediction_folder(out)
         r = evaluate_arrays(
             np.asarray(arrays.top1),

@@ -112,6 +112,12 @@ def test_demo_retrains_a_method_whose_settings_changed(tmp_path, capsys):
     assert "training from scratch" in err and json.loads(out)["results"][0]["settings"]["steps"] > first
     fit_json = json.loads((tmp_path / "temi" / "fit.json").read_text())
     assert fit_json["total_steps"] >= 40
+    # simulated store: its backbone name only, no preprocessing (nothing invented)
+    assert (
+        fit_json["provenance"]["backbone"]
+        == {"name": json.loads((tmp_path / "features" / "train" / "meta.json").read_text())["backbone"]}
+        and fit_json["provenance"]["preprocessing"] is None
+    )
 
 
 def test_demo_rejects_unknown_preset(tmp_path, capsys):
