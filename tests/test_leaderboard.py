@@ -552,6 +552,7 @@ def test_submit_equals_evaluate_with_real_evaluator(tmp_path, capsys, monkeypatc
         capsys,
     )
     assert code == 0, err
+    submit_err = err
     rec = json.loads(out)
     for i, p in enumerate(paths):
         code, out, err = run(["evaluate", str(p), "-b", "imagenet-1k", "--json"], capsys)
@@ -568,6 +569,7 @@ def test_submit_equals_evaluate_with_real_evaluator(tmp_path, capsys, monkeypatc
     assert rec["num_samples"] == 50000 and rec["num_clusters"] == 1000
     # re-evaluation in `leaderboard check` (prediction files present at the recorded paths)
     # plain .npy files carry no run record: backbone and preprocessing unknown, refused as verified
+    assert "provenance incomplete (missing backbone, preprocessing)" in submit_err
     assert rec["provenance"]["manifest_version"] == rec["benchmark_version"] and rec["provenance"]["backbone"] is None
     assert rec["provenance"]["manifest_sha256"] == ev["provenance"]["manifest_sha256"]
     lb.build(root)
