@@ -221,14 +221,15 @@ class Benchmark:
             "label_sets": self.definition.label_sets,
         }
 
-    def materialize(self, root: str | os.PathLike, log=sys.stderr) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def materialize(self, root: str | os.PathLike, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Scan a local copy (``<root>/train/<wnid>/...``, ``<root>/val/<wnid>/...``) and return the
         sample-level (train, val) tables (``sample_id``, ``label``) in canonical order. Count mismatches
-        against the manifest are reported on ``log`` and in ``df.attrs["mismatches"]``."""
+        against the manifest are reported on ``log`` (default: the current ``sys.stderr``) and in
+        ``df.attrs["mismatches"]``."""
         return self.materialize_split(root, "train", log), self.materialize_split(root, "val", log)
 
     def materialize_split(
-        self, root: str | os.PathLike, split: str, log=sys.stderr, listing: pd.DataFrame | None = None
+        self, root: str | os.PathLike, split: str, log=None, listing: pd.DataFrame | None = None
     ) -> pd.DataFrame:
         """:meth:`materialize` for one split only (``"train"`` or ``"val"``).
 
@@ -287,7 +288,10 @@ class Benchmark:
             df.attrs["mismatches"] = {"classes_with_other_count": len(diff), "examples": dict(list(diff.items())[:5])}
         mm = df.attrs.get("mismatches", {})
         if any(v for k, v in mm.items() if k != "examples"):
-            print(f"materialize {self.name} {split}: {len(df)} samples; differences from the manifest: {mm}", file=log)
+            print(
+                f"materialize {self.name} {split}: {len(df)} samples; differences from the manifest: {mm}",
+                file=log or sys.stderr,
+            )
         return df.reset_index(drop=True)
 
     def sample_table(self, split: str) -> pd.DataFrame | None:
