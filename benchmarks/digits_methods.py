@@ -33,7 +33,7 @@ def run_one(method: str, seed: int, feats: str, work: str) -> dict:
     from in21k_bench.features.store import open_features
     from in21k_bench.methods.fit import fit_features
     from in21k_bench.methods.kmeans import run_kmeans
-    from in21k_bench.metrics import accuracy, dense_matching, nmi
+    from in21k_bench.scoring.metrics import accuracy, dense_matching, nmi
 
     out = Path(work) / f"{method}-{seed}"
     t0 = time.perf_counter()

@@ -110,14 +110,14 @@ def make_predictions(bench, seed: int, moved_frac: float = 0.6) -> np.ndarray:
 
 
 def run_ours(path: str, benchmark: str) -> dict:
-    from in21k_bench.evaluate import evaluate
+    from in21k_bench.evaluation.evaluator import evaluate
 
     base = peak_rss_mb()
     t = time.perf_counter()
     r = evaluate(path, benchmark, progress=False)
     dt = time.perf_counter() - t
     from in21k_bench import load
-    from in21k_bench.metrics import match_clusters
+    from in21k_bench.scoring.metrics import match_clusters
 
     b = load(benchmark)
     top1 = np.load(path, allow_pickle=False)[:, 0]

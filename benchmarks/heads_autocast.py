@@ -1,6 +1,6 @@
 """CPU autocast for the head GEMMs: fp32 vs bf16 vs fp16 ``torch.autocast`` on the same training step.
 
-Each variant runs the training step of ``in21k_bench.methods.train`` (student forward on anchors +
+Each variant runs the training step of ``in21k_bench.methods.head_training`` (student forward on anchors +
 partners under autocast, teacher forward, TEMI loss in float32, backward, AdamW, EMA) from the SAME
 initial weights on the SAME batches, side by side in one process: interleaved rounds (order
 alternates), the median round counts. Printed: pairs/s of each variant, the ratio to fp32, and the

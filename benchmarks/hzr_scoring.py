@@ -19,13 +19,13 @@ import torch
 
 def _taxonomy():
     from in21k_bench.errors import In21kError
-    from in21k_bench.taxonomy import Taxonomy, load_taxonomy
+    from in21k_bench.registry.taxonomy import Taxonomy, load_taxonomy
 
     try:
         return load_taxonomy()
     except In21kError:
-        from in21k_bench.builders.taxonomy import build_taxonomy_tables
-        from in21k_bench.sources import Sources
+        from in21k_bench.authoring.sources import Sources
+        from in21k_bench.authoring.taxonomy_tables import build_taxonomy_tables
 
         return Taxonomy(build_taxonomy_tables(Sources.locate())["taxonomy/classes"].to_pandas())
 

@@ -143,9 +143,9 @@ def run_job(job: dict, work: str, heads: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from in21k_bench.methods.head_training import TrainConfig, fit
     from in21k_bench.methods.kmeans import SphericalKMeans
-    from in21k_bench.methods.train import TrainConfig, fit
-    from in21k_bench.metrics import accuracy, dense_matching, nmi
+    from in21k_bench.scoring.metrics import accuracy, dense_matching, nmi
 
     w = Path(work)
     ds = job["dataset"]

@@ -1,4 +1,4 @@
-"""Benchmark: images/s of each reader of in21k_bench.features.readers against torchvision's ImageFolder.
+"""Benchmark: images/s of each reader of in21k_bench.images.readers against torchvision's ImageFolder.
 
     python benchmarks/readers.py                      # 3,000 images, 2 DataLoader workers
     python benchmarks/readers.py --n 1000 --repeat 1  # quicker
@@ -34,7 +34,7 @@ def make_images(n: int, size: int = 256):
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    from in21k_bench.features.readers import winter21_wnids
+    from in21k_bench.images.readers import winter21_wnids
 
     wn = winter21_wnids()
     d = load_digits()
@@ -126,7 +126,7 @@ def main() -> None:
     import torch
     from torchvision.datasets import ImageFolder
 
-    from in21k_bench.features.readers import collate, open_source
+    from in21k_bench.images.readers import collate, open_source
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:

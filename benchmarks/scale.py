@@ -159,7 +159,7 @@ def bench_relabel(work: Path) -> tuple[float, float, str]:
     import pandas as pd
 
     from in21k_bench.features.digits import write_digit_images
-    from in21k_bench.taxonomy import load_taxonomy
+    from in21k_bench.registry.taxonomy import load_taxonomy
 
     tax = load_taxonomy()
     classes = []

@@ -78,7 +78,7 @@ def make_settings(labels: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _score(top1: np.ndarray, y: np.ndarray, c: int) -> dict:
-    from in21k_bench.metrics import accuracy, dense_matching, nmi
+    from in21k_bench.scoring.metrics import accuracy, dense_matching, nmi
 
     m = dense_matching(top1, y, c, c)
     return {"acc": float(accuracy(top1, y, m.cluster_to_label)), "nmi": float(nmi(y, top1))}
@@ -89,8 +89,8 @@ def run_job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from in21k_bench.methods.head_training import TrainConfig, fit
     from in21k_bench.methods.kmeans import SphericalKMeans
-    from in21k_bench.methods.train import TrainConfig, fit
 
     w = Path(job["work"])
     x = np.load(w / f"{job['setting']}_x.npy")

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from in21k_bench.features.simulate import SimParams, _class_table, _Generator  # noqa: PLC2701 - same package, benchmark script
     from in21k_bench.methods.kmeans import SphericalKMeans
     from in21k_bench.methods.knn import exact_knn
-    from in21k_bench.metrics import accuracy, dense_matching, nmi
+    from in21k_bench.scoring.metrics import accuracy, dense_matching, nmi
 
     torch.set_num_threads(1)
     p = SimParams(**({"dim": 64, "seed": a.seed} | json.loads(a.sim)))
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
             top1 = SphericalKMeans(c, niter=20, seed=a.seed, device="cpu").fit(x).predict(xv)
             rec = {}
         else:
-            from in21k_bench.methods.train import TrainConfig, fit
+            from in21k_bench.methods.head_training import TrainConfig, fit
 
             spe = len(x) // a.batch
             epochs = max(1, -(-a.steps // spe))

@@ -26,7 +26,7 @@ _LAZY = {
     "Benchmark": "benchmark",
     "list_benchmarks": "benchmark",
     "load": "benchmark",
-    "evaluate": "evaluate",
+    "evaluate": "evaluation.evaluator",
     "list_backbones": "features.backbones",
 }
 
@@ -38,17 +38,7 @@ def _attr(name: str):
 
 
 class _Package(types.ModuleType):
-    """The package module: public names resolve lazily, and ``in21k_bench.evaluate`` stays the
-    function even after the ``in21k_bench.evaluate`` submodule is imported (the import system's
-    attempt to set the submodule as the package attribute is ignored)."""
-
-    @property
-    def evaluate(self):
-        return _attr("evaluate")
-
-    @evaluate.setter
-    def evaluate(self, value) -> None:
-        pass
+    """The package module: public names resolve lazily, on first access."""
 
     def __getattr__(self, name: str):
         if name in _LAZY:

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .catalog import BenchmarkDefinition, get_definition, list_definitions
 from .errors import In21kError, InvalidInputError, NeedsInputError
-from .label_protocol import LabelAndAncestors, LabelProtocol, OwnLabel, RealSets
-from .manifest_index import ManifestIndex
-from .manifests import read_arrow
+from .manifests.files import read_arrow
+from .manifests.index import ManifestIndex
 from .paths import INPUTS_ENV, inputs_dir, splits_root
-from .taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy, read_imagenet1k, read_taxonomy
+from .registry.catalog import BenchmarkDefinition, get_definition, list_definitions
+from .registry.taxonomy import IMAGENET1K_NUM_TRAIN, ImageNet1k, Taxonomy, read_imagenet1k, read_taxonomy
+from .scoring.label_protocols import LabelAndAncestors, LabelProtocol, OwnLabel, RealSets
 
 __all__ = ["Benchmark", "INPUTS_ENV", "inputs_dir", "list_benchmarks", "load"]
 
@@ -185,7 +185,7 @@ class Benchmark:
         return self.label_matrix()[labels]
 
     def label_protocol(self) -> LabelProtocol:
-        """How the val split is scored (see :mod:`in21k_bench.label_protocol`): the label itself, the label
+        """How the val split is scored (see :mod:`in21k_bench.scoring.label_protocols`): the label itself, the label
         and its ancestors, or the ReaL sets (with the 50,000-row ImageNet-1K val order as source)."""
         kind = self.definition.label_sets
         if kind == "real":
@@ -234,9 +234,9 @@ class Benchmark:
         """:meth:`materialize` for one split only (``"train"`` or ``"val"``).
 
         ``listing``: the split's images as listed by a reader of another layout
-        (:meth:`in21k_bench.features.readers.Source.listing`: ``sample_id``, ``class_dir`` and location
+        (:meth:`in21k_bench.images.readers.Source.listing`: ``sample_id``, ``class_dir`` and location
         columns, in canonical order) instead of a scan of ``root``; its columns are kept."""
-        from .imagefolder import scan_split
+        from .images.folder import scan_split
 
         root = Path(root)
         if split not in ("train", "val"):
@@ -328,10 +328,10 @@ class Benchmark:
         """A ``torch.utils.data.Dataset`` of ``(image, label)`` over a local ImageNet-21K-P / ImageNet-1K
         copy at ``root``, in this benchmark's canonical order (``transform`` maps the RGB PIL image;
         ``.sample_ids`` and ``.labels`` give the order). Samples missing from the copy are skipped."""
-        from .extras import require
+        from .runtime.extras import require
 
         require("torch", "PIL", what="Benchmark.torch_dataset", extra="extract")
-        from .imagedata import ImageDataset
+        from .images.dataset import ImageDataset
 
         return ImageDataset.from_table(self.materialize_split(root, split), root, transform)
 

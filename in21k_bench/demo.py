@@ -98,7 +98,7 @@ class DemoConfig:
 
 
 def _table_metrics():
-    from .metric_spec import metric
+    from .scoring.metric_spec import metric
 
     return tuple(metric(k) for k in _TABLE_KEYS)
 
@@ -151,7 +151,7 @@ def _label_space(cfg: DemoConfig, val, val_labels: np.ndarray):
     if cfg.dataset == "digits":
         n = len(val_labels)
         return 10, sp.csr_matrix((np.ones(n, dtype=bool), val_labels, np.arange(n + 1)), shape=(n, 10))
-    from .taxonomy import load_taxonomy
+    from .registry.taxonomy import load_taxonomy
 
     label_wnids = val.meta["label_wnids"]
     return len(label_wnids), load_taxonomy().label_ancestor_matrix(label_wnids)[val_labels]
@@ -159,12 +159,12 @@ def _label_space(cfg: DemoConfig, val, val_labels: np.ndarray):
 
 def run_demo(cfg: DemoConfig) -> list[dict]:
     """Run the pipeline; returns one result dict per method (metrics + wall time)."""
-    from .evaluate import evaluate_arrays
+    from .evaluation.evaluator import evaluate_arrays
+    from .evaluation.predictions import read_prediction_folder
     from .methods.fit import record_provenance
+    from .methods.head_training import fit
     from .methods.kmeans import run_kmeans
     from .methods.knn import mine_knn
-    from .methods.train import fit
-    from .predictions import read_prediction_folder
 
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad:
@@ -239,7 +239,7 @@ def run_demo(cfg: DemoConfig) -> list[dict]:
 
 
 def format_table(rows: list[dict], title: str, synthetic: bool = True) -> str:
-    """Text table; column headers are the metrics' short labels from :mod:`in21k_bench.metric_spec`."""
+    """Text table; column headers are the metrics' short labels from :mod:`in21k_bench.scoring.metric_spec`."""
     heads = ["method"] + [m.short or m.key for m in TABLE_METRICS] + ["time s"]
     width = [max(8, len(h)) for h in heads]
     out = [title, "  ".join(h.rjust(w) for h, w in zip(heads, width))]

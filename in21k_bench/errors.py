@@ -58,7 +58,7 @@ class LeaderboardCheckError(In21kError):
 
 class ResumeError(In21kError):
     """A checkpoint exists but was written by a run with a different configuration or data
-    (raised by :func:`in21k_bench.methods.train.fit`; also importable from that module)."""
+    (raised by :func:`in21k_bench.methods.head_training.fit`; also importable from that module)."""
 
 
 class ClipError(In21kError):
@@ -68,4 +68,4 @@ class ClipError(In21kError):
 
 class MissingExtraError(In21kError):
     """A command or function needs an optional dependency group (``pip install "in21k-bench[EXTRA]"``) that is
-    not installed (raised by :func:`in21k_bench.extras.require`)."""
+    not installed (raised by :func:`in21k_bench.runtime.extras.require`)."""

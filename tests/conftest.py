@@ -15,7 +15,7 @@ def sources_dir(tmp_path_factory) -> Path:
 
     Default: the vendored copy in ``splits/sources/`` (part of every clone); ``$IN21K_SOURCES``
     overrides it. Missing or altered sources fail here, they never skip a test."""
-    from in21k_bench.sources import find_sources_dir, materialize_sources
+    from in21k_bench.authoring.sources import find_sources_dir, materialize_sources
 
     return materialize_sources(find_sources_dir(), tmp_path_factory.mktemp("sources"))
 

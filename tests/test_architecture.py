@@ -104,3 +104,42 @@ def test_import_graph_has_no_cycle():
 def test_no_module_longer_than_limit():
     long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+MAX_TOP_LEVEL_MODULES = 8
+MAX_FUNCTION_LINES = 150
+
+
+def test_top_level_keeps_only_the_public_face():
+    flat = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(flat) <= MAX_TOP_LEVEL_MODULES, flat
+
+
+def test_no_function_longer_than_limit():
+    long = {}
+    for mod, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long[f"{mod}.{node.name}:{node.lineno}"] = n
+    assert long == {}
+
+
+def test_no_alias_modules():
+    """Every module that is not a package's ``__init__`` defines something (a function, a class or a
+    constant); a file that only re-imports names from elsewhere is an old import path left behind."""
+    aliases = []
+    for mod, path in _modules().items():
+        if path.name == "__init__.py":
+            continue
+        body = ast.parse(path.read_text(), str(path)).body
+        defines = [
+            n
+            for n in body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign))
+            and not (isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == ["__all__"])
+        ]
+        if not defines:
+            aliases.append(mod)
+    assert aliases == []

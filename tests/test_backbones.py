@@ -79,7 +79,7 @@ def test_registry_facts_match_the_libraries_and_the_paper_labels():
             assert open_clip.get_model_config(spec.model)["embed_dim"] == b.dim
     assert timm.get_pretrained_cfg("vit_giant_patch14_dinov2.lvd142m").input_size[-1] == 518  # why img_size=224
     assert timm.get_pretrained_cfg("vit_large_patch16_224").tag == "augreg_in21k_ft_in1k"  # the bare name is IN-1K
-    with open(REPO / "in21k_bench" / "data" / "paper_reported.csv", newline="") as f:
+    with open(REPO / "in21k_bench" / "leaderboard" / "assets" / "paper_reported.csv", newline="") as f:
         labels = {row["backbone"] for row in csv.DictReader(f)}
     assert labels and all(get_backbone(label) is not None for label in labels), labels
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import in21k_bench
-from in21k_bench.catalog import list_definitions
 from in21k_bench.errors import InvalidInputError, NeedsInputError, UnknownBenchmarkError
-from in21k_bench.taxonomy import load_taxonomy
+from in21k_bench.registry.catalog import list_definitions
+from in21k_bench.registry.taxonomy import load_taxonomy
 
 DOCUMENTED_NAMES = (
     ["in21k", "tiny", "small", "base", "large", "huge", "imbalanced-2k", "centered-2k"]

@@ -13,10 +13,10 @@ import pytest
 
 import in21k_bench
 from conftest import run_cli
-from in21k_bench.catalog import get_definition, list_definitions
-from in21k_bench.manifest_index import ManifestIndex
-from in21k_bench.manifests import SPLITS_DIR, content_sha256
-from in21k_bench.taxonomy import load_taxonomy
+from in21k_bench.manifests.files import SPLITS_DIR, content_sha256
+from in21k_bench.manifests.index import ManifestIndex
+from in21k_bench.registry.catalog import get_definition, list_definitions
+from in21k_bench.registry.taxonomy import load_taxonomy
 from in21k_bench.zeroshot.prompts import class_lemmas, fill_prompts
 
 PAPER_COARSE = {1: 3987, 2: 5086, 3: 6772, 4: 8386, 5: 9429, 6: 9997, 7: 10241, 8: 10351, 9: 10424}

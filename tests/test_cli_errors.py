@@ -47,7 +47,7 @@ def fx(tmp_path_factory) -> Path:
     from PIL import Image
 
     from in21k_bench.features.digits import write_digits
-    from in21k_bench.taxonomy import load_taxonomy
+    from in21k_bench.registry.taxonomy import load_taxonomy
 
     F = tmp_path_factory.mktemp("fx")
     (F / "file.txt").write_text("not a folder\n")
@@ -446,8 +446,8 @@ def test_api_rejects_bad_numbers(fx, tmp_path):
 
 def test_api_inputs_and_versions(fx):
     from in21k_bench import load
-    from in21k_bench.catalog import check_version, versions
     from in21k_bench.errors import UnknownBenchmarkError
+    from in21k_bench.registry.catalog import check_version, versions
 
     assert "v1" in versions() and check_version("v1") == "v1"
     with pytest.raises(UnknownBenchmarkError):
@@ -496,7 +496,7 @@ def test_oserror_is_one_line(monkeypatch, capsys):
     def full_disk(*a, **k):
         raise OSError(28, "No space left on device", "/some/file")
 
-    monkeypatch.setattr("in21k_bench.catalog_docs.write_benchmark_docs", full_disk)
+    monkeypatch.setattr("in21k_bench.authoring.catalog_docs.write_benchmark_docs", full_disk)
     assert cc is not None
     code, _, err = _run(["benchmark-docs", "--out", "/tmp/unused-docs"], capsys)
     assert code == 2 and err.count("\n") == 1 and "No space left on device" in err and "/some/file" in err

@@ -56,7 +56,7 @@ def test_demo_runs_all_methods_and_reports_hierarchy_metrics(tmp_path, capsys):
     code, out, _ = _run(argv[:-1] + ["--methods", "kmeans"], capsys)
     assert code == 0 and "kmeans" in out and "SIMULATED" in out and "SYNTHETIC" in out
     assert shard.stat().st_mtime_ns == before
-    from in21k_bench.metric_spec import metric
+    from in21k_bench.scoring.metric_spec import metric
 
     assert metric("acc").short in out and metric("top5_L").short in out  # headers from metric_spec
 
@@ -132,7 +132,7 @@ def test_demo_rejects_unknown_method(tmp_path, capsys):
 
 def test_simulate_subtree_keeps_only_descendants(tmp_path):
     from in21k_bench.features.simulate import simulate_features
-    from in21k_bench.taxonomy import load_taxonomy
+    from in21k_bench.registry.taxonomy import load_taxonomy
 
     tax = load_taxonomy()
     tr, va = simulate_features("in21k", tmp_path, scale=0.01, val_scale=0.1, dim=8, subtree="n02121808", progress=False)

@@ -19,7 +19,7 @@ _SCRIPT = textwrap.dedent(
     import sys
     import numpy as np, torch
     torch.set_num_threads(1)
-    from in21k_bench.methods.train import TrainConfig, fit
+    from in21k_bench.methods.head_training import TrainConfig, fit
     sys.path.insert(0, sys.argv[3])
     from test_distributed import problem, config
     x, nbrs = problem()
@@ -39,7 +39,7 @@ def problem():
 
 
 def config(method):
-    from in21k_bench.methods.train import TrainConfig
+    from in21k_bench.methods.head_training import TrainConfig
 
     return TrainConfig(
         method=method,
@@ -58,7 +58,7 @@ def config(method):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["temi", "scanv2"])
 def test_two_gloo_processes_match_one_process(method, tmp_path):
-    from in21k_bench.methods.train import fit
+    from in21k_bench.methods.head_training import fit
 
     script = tmp_path / "ddp.py"
     script.write_text(_SCRIPT)

@@ -13,8 +13,8 @@ from scipy.optimize import linear_sum_assignment
 import in21k_bench
 from in21k_bench.cli import main
 from in21k_bench.errors import InvalidInputError
-from in21k_bench.evaluate import EvaluationResult, PredictionArrays, evaluate
-from in21k_bench.metrics import match_clusters
+from in21k_bench.evaluation.evaluator import EvaluationResult, PredictionArrays, evaluate
+from in21k_bench.scoring.metrics import match_clusters
 
 BENCH = "imagenet-1k"
 N1K = 50_000
@@ -399,7 +399,7 @@ def test_package_level_evaluate_survives_submodule_import(good_top5):
 
     import in21k_bench.cli  # noqa: F401  (imports the evaluate module)
 
-    importlib.import_module("in21k_bench.evaluate")
+    importlib.import_module("in21k_bench.evaluation.evaluator")
     assert callable(in21k_bench.evaluate), (
         "in21k_bench.evaluate was replaced by the submodule; import the function eagerly in __init__.py"
     )
@@ -412,7 +412,7 @@ def test_package_level_evaluate_survives_submodule_import(good_top5):
 
 @pytest.mark.parametrize("name", ["imagenet-1k", "coarse-d3", "imbalanced-2k", "real1k"])
 def test_per_label_sets_reproduce_label_sets(name):
-    from in21k_bench.evaluate import per_label_sets
+    from in21k_bench.evaluation.evaluator import per_label_sets
 
     b = in21k_bench.load(name)
     A = per_label_sets(b)
@@ -425,7 +425,7 @@ def test_per_label_sets_reproduce_label_sets(name):
 
 
 def test_row_duplicates_against_sort():
-    from in21k_bench.validation import row_duplicates as _row_duplicates
+    from in21k_bench.evaluation.validation import row_duplicates as _row_duplicates
 
     rng = np.random.default_rng(4)
     for k in (1, 2, 5, 12, 13, 20):
@@ -439,7 +439,7 @@ def test_row_duplicates_against_sort():
 def test_hierarchy_evaluate_equals_per_sample_sets_path():
     """evaluate() scores hierarchy sets through the C x C label matrix; the N x C per-sample path of
     compute_metrics must give the same numbers (``tiny``: IN-21K classes with up to 4 labels per set)."""
-    from in21k_bench.metrics import compute_metrics
+    from in21k_bench.scoring.metrics import compute_metrics
 
     b = in21k_bench.load("tiny")
     labels = b.val_labels()

@@ -14,8 +14,8 @@ from scipy.optimize import linear_sum_assignment
 import in21k_bench
 from conftest import run_cli
 from in21k_bench.errors import InvalidInputError
+from in21k_bench.evaluation.predictions import write_predictions
 from in21k_bench.features.store import write_store
-from in21k_bench.predictions import write_predictions
 
 N, C = 600, 6
 

@@ -11,7 +11,7 @@ import pytest
 import in21k_bench
 from in21k_bench.cli import main
 from in21k_bench.errors import In21kError, MissingExtraError
-from in21k_bench.extras import require
+from in21k_bench.runtime.extras import require
 
 HEAVY = ("torch", "faiss", "matplotlib", "sklearn", "timm", "open_clip", "PIL")
 
@@ -54,7 +54,7 @@ def test_cli_maps_a_stray_module_not_found_of_an_optional_module(monkeypatch, ca
         import open_clip  # noqa: F401
 
     monkeypatch.setitem(sys.modules, "open_clip", None)
-    monkeypatch.setattr("in21k_bench.catalog.list_definitions", boom)
+    monkeypatch.setattr("in21k_bench.registry.catalog.list_definitions", boom)
     assert cc  # the command imports list_definitions at call time
     with pytest.raises(SystemExit) as e:
         main(["list"])
@@ -82,14 +82,14 @@ def test_import_is_lazy_and_evaluate_stays_the_function():
     code = (
         "import sys, in21k_bench as b\n"
         "print(sorted(m for m in ('numpy', 'pandas', 'scipy', 'pyarrow') if m in sys.modules))\n"
-        "import in21k_bench.evaluate\n"
+        "import in21k_bench.evaluation.evaluator\n"
         "from in21k_bench import evaluate, load, list_benchmarks, Benchmark\n"
         "print(callable(b.evaluate), b.evaluate is evaluate, evaluate.__module__, "
         "isinstance(load('tiny'), Benchmark))\n"
         "print('load' in dir(b), 'tiny' in list_benchmarks())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[:3] == ["[]", "True True in21k_bench.evaluate True", "True True"], out
+    assert out[:3] == ["[]", "True True in21k_bench.evaluation.evaluator True", "True True"], out
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         in21k_bench.nope  # noqa: B018
 

@@ -15,8 +15,8 @@ from hubserver import HubServer
 from in21k_bench import hub
 from in21k_bench.errors import ChecksumError, In21kError, UnknownBenchmarkError
 from in21k_bench.fileio import sha256_file
-from in21k_bench.manifest_index import ManifestIndex
-from in21k_bench.manifests import SPLITS_DIR, read_index
+from in21k_bench.manifests.files import SPLITS_DIR, read_index
+from in21k_bench.manifests.index import ManifestIndex
 
 REPO_ID = read_index()["hub"]["repo_id"]
 VERSION = "v1"
@@ -546,7 +546,7 @@ def test_card_generation():
 
 
 def test_card_from_registry():
-    from in21k_bench.catalog import list_definitions
+    from in21k_bench.registry.catalog import list_definitions
 
     iv = read_index()["versions"][VERSION]
     paths = [f"splits/{r}" for r in iv["files"]]

@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli
 from in21k_bench import hub
 from in21k_bench.errors import ChecksumError, UnknownBenchmarkError
-from in21k_bench.manifests import SPLITS_DIR, read_index
+from in21k_bench.manifests.files import SPLITS_DIR, read_index
 from test_hub import REPO_ID, VERSION, _build_repo, hub_env  # noqa: F401 -- the fixture
 
 SWAPPED = "small"

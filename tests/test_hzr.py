@@ -32,7 +32,7 @@ GRASSHOPPER, SHORT_HORNED, LOCUST, MIGRATORY, KATYDID, SAND_CRICKET = 1731, 1732
 @lru_cache(maxsize=1)
 def taxonomy():
     """The committed taxonomy."""
-    from in21k_bench.taxonomy import load_taxonomy
+    from in21k_bench.registry.taxonomy import load_taxonomy
 
     return load_taxonomy()
 
@@ -244,7 +244,7 @@ def _run_relabel(root, out, mode, cache, **kw):
 
 @pytest.mark.parametrize("mode", ["leaf-hzr", "p-hzr"])
 def test_relabel_manifest_columns_metadata_and_builder(tmp_path, mode):
-    from in21k_bench.builders.hzr import build_hzr
+    from in21k_bench.registry.families.hzr import build_hzr
 
     root = make_root(tmp_path / "root")
     out = tmp_path / f"{mode}.parquet"

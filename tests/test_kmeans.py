@@ -94,7 +94,10 @@ def test_run_kmeans_writes_evaluator_files(tmp_path):
     )  # K = 4 < 5: all 4 clusters, ranked, in the one top-k file
     assert top1.shape == (500,) and top4.shape == (500, 4) and (top4[:, 0] == top1).all()
     run = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert set(run["prediction_files"]) == {"top1.npy", "top5.npy"}  # written through in21k_bench.predictions
+    assert set(run["prediction_files"]) == {
+        "top1.npy",
+        "top5.npy",
+    }  # written through in21k_bench.evaluation.predictions
     assert run["num_clusters"] == 4 and run["train_size"] == "all" and run["num_train_rows"] == 2500
     assert rec["objective"] == run["objective"]
 

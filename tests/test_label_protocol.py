@@ -7,9 +7,16 @@ import pytest
 import scipy.sparse as sp
 
 import in21k_bench
-from in21k_bench.label_protocol import FixedLabels, LabelAndAncestors, OwnLabel, PerSampleSets, RealSets, real_draws
-from in21k_bench.metric_spec import METRICS
-from in21k_bench.result import EvaluationResult
+from in21k_bench.evaluation.result import EvaluationResult
+from in21k_bench.scoring.label_protocols import (
+    FixedLabels,
+    LabelAndAncestors,
+    OwnLabel,
+    PerSampleSets,
+    RealSets,
+    real_draws,
+)
+from in21k_bench.scoring.metric_spec import METRICS
 
 
 @pytest.mark.parametrize("name,kind", [("imagenet-1k", OwnLabel), ("tiny", LabelAndAncestors), ("real1k", RealSets)])

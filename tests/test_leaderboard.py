@@ -249,7 +249,7 @@ FAKE_PREPROCESSING = {
 
 
 def fake_provenance(benchmark, version):
-    from in21k_bench.provenance import provenance_record
+    from in21k_bench.evaluation.provenance import provenance_record
 
     return provenance_record(
         benchmark=benchmark, version=version, backbone=FAKE_BACKBONE, preprocessing=FAKE_PREPROCESSING
@@ -531,7 +531,7 @@ def _real_runs(tmp_path, n_runs=2):
 
 
 def test_submit_equals_evaluate_with_real_evaluator(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("in21k_bench.evaluate")
+    pytest.importorskip("in21k_bench.evaluation.evaluator")
     monkeypatch.chdir(tmp_path)
     paths = _real_runs(tmp_path)
     root = tmp_path / "lb"
@@ -619,7 +619,7 @@ def test_docs_build_strict(tmp_path):
     for page in ("leaderboard", "reproduce", "api"):
         assert (tmp_path / "site" / page / "index.html").is_file()
     api = (tmp_path / "site" / "api" / "index.html").read_text()
-    assert 'id="in21k_bench.leaderboard.Submission"' in api and 'id="in21k_bench.evaluate.evaluate"' in api
+    assert 'id="in21k_bench.leaderboard.Submission"' in api and 'id="in21k_bench.evaluation.evaluator.evaluate"' in api
 
 
 def test_submit_dry_run_writes_nothing(fake_eval, runs, tmp_path, capsys):

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import in21k_bench
+from in21k_bench.authoring.build import build_all
 from in21k_bench.errors import ChecksumError, In21kError
-from in21k_bench.manifest_build import build_all
-from in21k_bench.manifests import SPLITS_DIR, content_sha256, read_index
+from in21k_bench.manifests.files import SPLITS_DIR, content_sha256, read_index
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -83,8 +83,8 @@ def test_altered_source_is_rejected(tmp_path, sources_dir):
 
 
 def test_manifest_index_api(tmp_path):
-    from in21k_bench.manifest_index import ManifestIndex
-    from in21k_bench.versioning import sort_versions, version_key
+    from in21k_bench.manifests.index import ManifestIndex
+    from in21k_bench.registry.versions import sort_versions, version_key
 
     assert sort_versions(["v10", "v2", "v1", "dev"]) == ["v1", "v2", "v10", "dev"] and version_key("v3") < version_key(
         "v12"

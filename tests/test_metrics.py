@@ -8,9 +8,9 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from in21k_bench import metrics as M
 from in21k_bench.errors import InvalidInputError
-from in21k_bench.evaluate import evaluate_arrays
+from in21k_bench.evaluation.evaluator import evaluate_arrays
+from in21k_bench.scoring import metrics as M
 
 
 def dense_optimum(labels, top1, C, K) -> int:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from setuptools import find_packages
 
-from in21k_bench.manifests import read_index
+from in21k_bench.authoring.sources import recorded_checksums, stored_path
+from in21k_bench.manifests.files import read_index
 from in21k_bench.paths import SPLITS_DIR
-from in21k_bench.sources import recorded_checksums, stored_path
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "site", "runs", ".pytest_cache", "tmp")
@@ -113,7 +113,7 @@ def _pip_install(py: Path, *args: str, cwd: Path) -> None:
 PROBE = (
     "import json, in21k_bench\n"
     "from in21k_bench.paths import SPLITS_DIR\n"
-    "from in21k_bench.sources import Sources\n"
+    "from in21k_bench.authoring.sources import Sources\n"
     "b = in21k_bench.load('tiny')\n"
     "s = Sources.locate()\n"
     "print(json.dumps({'file': in21k_bench.__file__, 'splits': str(SPLITS_DIR), 'sources': str(s.root),\n"

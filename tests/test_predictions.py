@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from in21k_bench.errors import InvalidInputError
-from in21k_bench.metric_spec import LEADERBOARD_METRICS, METRIC_KEYS, METRICS, format_value, metric
-from in21k_bench.predictions import (
+from in21k_bench.evaluation.predictions import (
     PredictionTable,
     load_predictions,
     open_npy,
@@ -19,6 +18,7 @@ from in21k_bench.predictions import (
     read_run_record,
     write_predictions,
 )
+from in21k_bench.scoring.metric_spec import LEADERBOARD_METRICS, METRIC_KEYS, METRICS, format_value, metric
 
 
 def _arrays(n=40, K=7, seed=0):

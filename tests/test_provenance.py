@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from in21k_bench.evaluation.provenance import missing_fields, provenance_record
 from in21k_bench.features.digits import digits_split, write_digits
 from in21k_bench.features.store import FeatureStore, write_store
-from in21k_bench.manifest_index import ManifestIndex
-from in21k_bench.provenance import missing_fields, provenance_record
+from in21k_bench.manifests.index import ManifestIndex
 from in21k_bench.version import __version__
 
 BACKBONE = {
@@ -118,7 +118,7 @@ def _imagenet1k_folders(tmp_path, store: FeatureStore, n_runs=2):
     """Prediction folders on imagenet-1k (a noisy relabelling of the val labels) with a run record
     whose provenance is the store's, as `fit` writes it."""
     import in21k_bench
-    from in21k_bench.predictions import write_predictions
+    from in21k_bench.evaluation.predictions import write_predictions
 
     b = in21k_bench.load("imagenet-1k")
     labels = b.val_labels()

@@ -22,7 +22,7 @@ CLASS_POS = (3, 0, 7, 1)  # positions in the winter-21 class list (label index o
 
 
 def _wnids():
-    from in21k_bench.features.readers import winter21_wnids
+    from in21k_bench.images.readers import winter21_wnids
 
     return winter21_wnids()
 
@@ -122,7 +122,7 @@ def _extract(images, out, **kw):
 
 
 def test_detection(layouts):
-    from in21k_bench.features.readers import open_source
+    from in21k_bench.images.readers import open_source
 
     base, _ = layouts
     got = {k: open_source(base / k) for k in ("plain", "release", "hf", "wds-cls")}
@@ -165,7 +165,7 @@ def test_benchmark_listing_all_layouts(layouts, tmp_path):
 
 def test_bad_layouts_one_line_errors(layouts, tmp_path):
     from in21k_bench.errors import InvalidInputError
-    from in21k_bench.features.readers import open_source
+    from in21k_bench.images.readers import open_source
 
     base, samples = layouts
     mixed = tmp_path / "mixed"
@@ -302,8 +302,8 @@ def test_cli_format_and_exit_codes(layouts, tmp_path, capsys):
 def test_torchrun_two_ranks_parquet_skip_bad(layouts, tmp_path):
     """Under torchrun each rank encodes its shards of the parquet stream; the store (skips included)
     is the one a single process writes."""
-    from in21k_bench.distributed import FAULT_ENV
     from in21k_bench.features.store import FeatureStore
+    from in21k_bench.runtime.distributed import FAULT_ENV
 
     base, samples = layouts
     victim = [s for s in samples if s[0] == "train"][7][3]

@@ -11,8 +11,8 @@ import pytest
 
 from in21k_bench.errors import InvalidInputError
 from in21k_bench.methods import recipe as R
+from in21k_bench.methods.head_training import paper_defaults
 from in21k_bench.methods.health import cluster_usage, health_report, loss_tail_ratio
-from in21k_bench.methods.train import paper_defaults
 
 
 def _bench(name="imagenet-1k", family="imagenet-1k", num_train=1_281_167, num_classes=1000):
@@ -143,7 +143,7 @@ def test_fit_json_records_settings_and_health_and_warns(tmp_path, capsys):
 def test_freeze_last_layer_and_raw_inputs_and_constant_lr():
     import torch
 
-    from in21k_bench.methods.train import TrainConfig, fit, lr_at
+    from in21k_bench.methods.head_training import TrainConfig, fit, lr_at
 
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(64, 8)) * 50).astype(np.float32)

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from in21k_bench.distributed import FAULT_ENV
+from in21k_bench.runtime.distributed import FAULT_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "in21k-bench")
@@ -179,7 +179,7 @@ def test_knn_two_processes_match_one_process_and_resume(one_process_store, tmp_p
 
 def _hzr_root(tmp_path_factory):
     from in21k_bench.features.digits import write_digit_images
-    from in21k_bench.taxonomy import load_taxonomy
+    from in21k_bench.registry.taxonomy import load_taxonomy
 
     tax = load_taxonomy()
     root = tmp_path_factory.mktemp("hzr") / "img"

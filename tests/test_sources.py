@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from in21k_bench.errors import SourcesError
-from in21k_bench.paths import SPLITS_DIR, VENDORED_SOURCES_DIR
-from in21k_bench.sources import (
+from in21k_bench.authoring.sources import (
     COMPRESS_ABOVE,
     ENV_VAR,
     REQUIRED_FILES,
@@ -21,6 +19,8 @@ from in21k_bench.sources import (
     vendor_sources,
     verify_sources,
 )
+from in21k_bench.errors import SourcesError
+from in21k_bench.paths import SPLITS_DIR, VENDORED_SOURCES_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "in21k-sources"

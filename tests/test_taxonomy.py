@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from in21k_bench.errors import In21kError
-from in21k_bench.taxonomy import load_imagenet1k, load_taxonomy
+from in21k_bench.registry.taxonomy import load_imagenet1k, load_taxonomy
 
 
 @pytest.fixture(scope="module")

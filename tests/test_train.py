@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from in21k_bench.errors import InvalidInputError
-from in21k_bench.methods.train import ResumeError, TrainConfig, epoch_pairs, fit, lr_at, paper_defaults
+from in21k_bench.methods.head_training import ResumeError, TrainConfig, epoch_pairs, fit, lr_at, paper_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ _SCRIPT = textwrap.dedent(
     import sys, time
     import numpy as np, torch
     torch.set_num_threads(1)
-    from in21k_bench.methods.train import TrainConfig, fit
+    from in21k_bench.methods.head_training import TrainConfig, fit
     out, method, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "slow"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(192, 16)).astype(np.float32)

@@ -84,7 +84,7 @@ def test_score_modes_softmax_and_ties():
 
 
 def _runner_env(monkeypatch):
-    import in21k_bench.taxonomy as taxmod
+    import in21k_bench.registry.taxonomy as taxmod
 
     monkeypatch.setattr(taxmod, "load_taxonomy", lambda *a, **k: taxonomy())
 

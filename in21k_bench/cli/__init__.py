@@ -11,7 +11,7 @@ import re
 import sys
 
 from ..errors import In21kError
-from ..extras import missing_extra_error
+from ..runtime.extras import missing_extra_error
 from ._apps import app, features_app, fit_app, leaderboard_app  # noqa: F401
 
 # Command modules register themselves on import, in this order (the order of `in21k-bench --help`).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..device import DEVICE_HELP  # noqa: F401  (re-exported for the command modules)
+from ..runtime.device import DEVICE_HELP  # noqa: F401  (re-exported for the command modules)
 
 
 def open_features_and_benchmark(features, benchmark: str | None):

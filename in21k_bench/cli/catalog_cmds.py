@@ -22,8 +22,8 @@ def list_cmd(
     version: Optional[str] = typer.Option(None, help="Only definitions of this version (default: latest of each)."),
 ) -> None:
     """List the registered benchmarks."""
-    from ..catalog import check_version, list_definitions
-    from ..manifest_index import ManifestIndex
+    from ..manifests.index import ManifestIndex
+    from ..registry.catalog import check_version, list_definitions
 
     if version is not None:
         check_version(version, "list")
@@ -65,8 +65,8 @@ def info_cmd(
 ) -> None:
     """Describe one benchmark: rule, counts, status. Needs-input benchmarks say what is missing."""
     from ..benchmark import load
-    from ..catalog import get_definition
     from ..errors import NeedsInputError
+    from ..registry.catalog import get_definition
 
     d = get_definition(name, version)
     if inputs is not None and d.status != "needs-input":
@@ -98,9 +98,9 @@ def build_manifests_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rebuild the manifests deterministically from the raw sources (checks their sha256)."""
-    from ..catalog import versions
+    from ..authoring.build import build_all
     from ..fileio import check_output_dir
-    from ..manifest_build import build_all
+    from ..registry.catalog import versions
 
     if out is not None:
         check_output_dir(out, "build-manifests --out")  # before the build, which takes a while
@@ -124,7 +124,7 @@ def benchmark_docs_cmd(
     version: Optional[str] = typer.Option(None, help="Manifest version to document (default: latest)."),
 ) -> None:
     """Regenerate docs/benchmarks.md and the class-size histograms from the registry."""
-    from ..catalog_docs import write_benchmark_docs
+    from ..authoring.catalog_docs import write_benchmark_docs
 
     path = write_benchmark_docs(out, version)
     print(f"wrote {path}")

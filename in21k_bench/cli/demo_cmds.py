@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..extras import require
+from ..runtime.extras import require
 from ._apps import app
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from ..errors import InvalidInputError
-from ..extras import require
+from ..runtime.extras import require
 from ._apps import app
 
 
@@ -58,7 +58,7 @@ def evaluate_cmd(
     and for K > C the over-clustering ACC of TEMI's evaluation code."""
     if plots is not None:
         require("matplotlib", what="evaluate --plots")
-    from ..evaluate import evaluate
+    from ..evaluation.evaluator import evaluate
 
     if version is not None and benchmark is None:
         raise InvalidInputError(
@@ -74,73 +74,11 @@ def evaluate_cmd(
         sample_ids=val_ids,
     )
     if plots is not None:
-        for p in write_plots(result, plots):
+        from ..evaluation.plots import write_evaluation_plots
+
+        for p in write_evaluation_plots(result, plots):
             print(f"wrote {p}", file=sys.stderr)
     if json_out:
         sys.stdout.write(json.dumps(result.to_json_dict(), indent=2) + "\n")
     else:
         print(result.table())
-
-
-def write_plots(result, out_dir: Path) -> list[Path]:
-    """Reliability diagram (when confidences were given) and per-class accuracy histogram, as PNGs
-    written atomically. Returns the written paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from ..fileio import atomic_path
-
-    out_dir = Path(out_dir)
-    written: list[Path] = []
-    title = f"{result.benchmark} {result.version or ''}".strip()
-    if result.reliability is not None:
-        rel = result.reliability
-        edges = np.asarray(rel["edges"])
-        centers = (edges[:-1] + edges[1:]) / 2
-        acc = np.array([np.nan if a is None else a for a in rel["accuracy"]])
-        conf = np.array([np.nan if c is None else c for c in rel["confidence"]])
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        width = edges[1] - edges[0]
-        ax.bar(centers, np.nan_to_num(acc), width=width * 0.95, color="#4c72b0", edgecolor="black", label="accuracy")
-        ax.bar(
-            centers,
-            np.nan_to_num(conf - acc),
-            bottom=np.nan_to_num(acc),
-            width=width * 0.95,
-            color="#dd8452",
-            alpha=0.5,
-            label="gap to confidence",
-        )
-        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence (max probability)")
-        ax.set_ylabel("accuracy after Hungarian map")
-        ax.set_title(f"{title}: ECE {result.ece:.4f}" if result.ece is not None else title)
-        ax.legend(loc="upper left", fontsize=8)
-        fig.tight_layout()
-        dest = out_dir / "reliability.png"
-        with atomic_path(dest) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-        plt.close(fig)
-        written.append(dest)
-    else:
-        print("no probabilities given: reliability diagram skipped", file=sys.stderr)
-    if result.per_class_acc is not None:
-        pca = np.asarray(result.per_class_acc, dtype=np.float64)
-        pca = pca[np.isfinite(pca)]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.hist(pca, bins=np.linspace(0, 1, 21), color="#55a868", edgecolor="black")
-        ax.set_xlabel("per-class accuracy (Hungarian map)")
-        ax.set_ylabel("number of classes")
-        ax.set_title(f"{title}: {len(pca):,} classes, mean {pca.mean():.3f}" if len(pca) else title)
-        fig.tight_layout()
-        dest = out_dir / "per_class_accuracy.png"
-        with atomic_path(dest) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-        plt.close(fig)
-        written.append(dest)
-    return written

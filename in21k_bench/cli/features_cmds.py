@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ..extras import require
+from ..runtime.extras import require
 from ._apps import app, features_app, fit_app
 from ._common import DEVICE_HELP, open_features_and_benchmark
 
@@ -227,9 +227,9 @@ def knn_cmd(
     """Mine exact top-k cosine neighbours of every train row (int32 .npy, resumable; several GPUs / nodes
     under torchrun, see docs/scale.md)."""
     require("torch", "faiss", what="knn")
-    from ..distributed import init
     from ..features.view import open_view
     from ..methods.knn import default_knn_path, mine_knn
+    from ..runtime.distributed import init
 
     dist = init(device, engine="faiss")
     store = open_view(features, benchmark, "train")

@@ -47,7 +47,7 @@ def download_cmd(
     Manifests for ready benchmarks; relabel / score inputs for the needs-input ones (copied to the
     inputs folder that ``load()`` reads); feature stores with --features. Works offline from a warm cache."""
     from .. import hub
-    from ..catalog import get_definition
+    from ..registry.catalog import get_definition
 
     d = get_definition(name, version)
     if feature_split not in ("train", "val", "both"):

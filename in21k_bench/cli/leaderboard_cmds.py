@@ -92,7 +92,7 @@ def submit_cmd(
                 "re-score them and will refuse the entry: use --copy-predictions or --predictions-url",
                 file=sys.stderr,
             )
-    from ..provenance import missing_fields
+    from ..evaluation.provenance import missing_fields
 
     missing = missing_fields(sub.provenance.model_dump() if sub.provenance is not None else None)
     if missing:

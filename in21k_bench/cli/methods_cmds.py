@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from ..extras import require
+from ..runtime.extras import require
 from ._apps import app, fit_app
 from ._common import DEVICE_HELP, open_features_and_benchmark
 

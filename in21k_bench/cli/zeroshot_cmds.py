@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ..extras import require
+from ..runtime.extras import require
 from ._apps import app
 from ._common import DEVICE_HELP
 

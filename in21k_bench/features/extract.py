@@ -13,7 +13,7 @@ local checkpoint (``checkpoint=PATH``), or none (``pretrained=False``: random in
 tests). Preprocessing is the paper's for registered backbones and local checkpoints, else the library's own
 (``preprocess="paper"|"model"``, with explicit overrides); it and the backbone record (weights,
 checkpoint sha256) are written to ``meta.json``. The image list is the canonical sample order
-(:func:`in21k_bench.imagefolder.scan_split`, or :meth:`Benchmark.materialize` when a benchmark is given);
+(:func:`in21k_bench.images.folder.scan_split`, or :meth:`Benchmark.materialize` when a benchmark is given);
 features are the pooled image embedding (timm ``num_classes=0``; open_clip ``encode_image``; a hub model's
 class token), stored unnormalised in float16.
 
@@ -37,10 +37,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..distributed import Dist, fault_point, my_units
-from ..distributed import init as init_distributed
 from ..errors import In21kError, InvalidInputError
 from ..fileio import atomic_path, check_output_dir, write_json
+from ..runtime.distributed import Dist, fault_point, my_units
+from ..runtime.distributed import init as init_distributed
 from .parts import ShardedBuild
 from .store import DEFAULT_SHARD_ROWS, FeatureStore
 
@@ -145,9 +145,9 @@ def _load_backbone(backbone: str, spec, entry, checkpoint, pretrained: bool, dev
 
 
 def list_split(root: Path, split: str | None, benchmark=None, class_names: Sequence[str] | None = None, transform=None):
-    """The :class:`~in21k_bench.imagedata.ImageDataset` of one split in canonical order: the
+    """The :class:`~in21k_bench.images.dataset.ImageDataset` of one split in canonical order: the
     benchmark's (:meth:`Benchmark.torch_dataset`) or the folder's (labels = ``class_names`` positions)."""
-    from ..imagedata import ImageDataset
+    from ..images.dataset import ImageDataset
 
     if benchmark is not None:
         return benchmark.torch_dataset(root, split, transform)
@@ -156,11 +156,11 @@ def list_split(root: Path, split: str | None, benchmark=None, class_names: Seque
 
 def _batches(ds, rows: np.ndarray, batch_size: int, workers: int, pin: bool):
     """``(tensors, skipped positions, their errors)`` of ``ds`` at positions ``rows`` (in that order),
-    batch by batch; skips come only from a :class:`~in21k_bench.features.readers.SourceDataset` with
+    batch by batch; skips come only from a :class:`~in21k_bench.images.readers.SourceDataset` with
     ``skip_bad``."""
     from torch.utils.data import DataLoader, Subset
 
-    from .readers import SourceDataset, collate
+    from ..images.readers import SourceDataset, collate
 
     source = isinstance(ds, SourceDataset)
     loader = DataLoader(
@@ -193,7 +193,7 @@ def extract_split(
     with_labels: bool = True,
     extra_meta: dict | None = None,
 ) -> FeatureStore | None:
-    """Embed the dataset ``ds`` (an :class:`~in21k_bench.imagedata.ImageDataset` with the model's
+    """Embed the dataset ``ds`` (an :class:`~in21k_bench.images.dataset.ImageDataset` with the model's
     transform) into a store at ``out_dir``, resuming if partial; this rank's share under torchrun.
 
     Returns the store on rank 0 (after assembly), None on the other ranks."""
@@ -318,7 +318,7 @@ def extract_features(
 ) -> dict[str, FeatureStore]:
     """Extract every split of ``images`` into ``out_dir/<split>/`` (a features directory).
 
-    ``images``: any layout of :mod:`in21k_bench.features.readers` (image folders, HF parquet shards,
+    ``images``: any layout of :mod:`in21k_bench.images.readers` (image folders, HF parquet shards,
     webdataset tars), detected or forced with ``format``. Labels: the benchmark's labels when
     ``benchmark`` is given (classes and order from its manifest); otherwise the index of the class
     among the sorted classes of all splits (recorded in ``out_dir/classes.json``). ``splits=("",)``
@@ -326,7 +326,7 @@ def extract_features(
     store at ``out_dir``. ``skip_bad``: an unreadable image is left out of its shard and counted in
     meta.json (``skipped``) instead of stopping the run.
     """
-    from .readers import Source, open_source
+    from ..images.readers import Source, open_source
 
     root = Path(images)
     if image_size is not None and int(image_size) < 1:
@@ -495,7 +495,7 @@ def _shared_listing(dist: Dist, store_dir: Path, where: Path, make, transform, f
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .readers import SourceDataset
+    from ..images.readers import SourceDataset
 
     box = {}
 

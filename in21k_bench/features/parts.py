@@ -7,7 +7,7 @@ computed by any process, and the result does not depend on how many there were:
 
 1. rank 0 :meth:`prepares <ShardedBuild.prepare>` the directory: a ``meta.json`` marked incomplete
    that records the build (number of rows, sha256 of the sample-id list, ``shard_rows``);
-2. each rank computes its share of the unfinished shards (:func:`in21k_bench.distributed.my_units`)
+2. each rank computes its share of the unfinished shards (:func:`in21k_bench.runtime.distributed.my_units`)
    and :meth:`writes <ShardedBuild.write_shard>` each as ``shard-NNNNN.npy`` + ``shard-NNNNN.ids.parquet``
    + a small ``shard-NNNNN.done.json`` (rows, sha256), each atomically, the marker last;
 3. after a barrier, rank 0 :meth:`assembles <ShardedBuild.assemble>` ``meta.json`` and
@@ -162,7 +162,7 @@ class ShardedBuild:
     def assemble(self, timeout: float = 120.0) -> FeatureStore:
         """Write ``meta.json`` (shard list in order) and ``index.parquet``; remove the markers.
         Waits up to ``timeout`` seconds for shards other nodes have just written to become visible."""
-        from ..distributed import wait_for
+        from ..runtime.distributed import wait_for
 
         files = [self.path / f(i) for i in self.missing() for f in (done_name, shard_name, ids_name)]
         wait_for(files, timeout if self.missing() else 0.0)

@@ -87,7 +87,7 @@ class _Generator:
     """Class means for the whole taxonomy plus per-class samplers."""
 
     def __init__(self, p: SimParams):
-        from ..taxonomy import load_taxonomy
+        from ..registry.taxonomy import load_taxonomy
 
         self.p = p
         self.tax = load_taxonomy()

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from ..errors import UnknownBenchmarkError
-from ..manifest_index import ManifestIndex
+from ..manifests.index import ManifestIndex
 
 REPO_TYPE = "dataset"
 CHECKSUMS_NAME = "checksums.json"

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from ..catalog import get_definition
 from ..errors import ChecksumError, HubError, HubOfflineError, In21kError, InvalidInputError, UnknownBenchmarkError
 from ..fileio import atomic_write, sha256_file
 from ..paths import inputs_dir
+from ..registry.catalog import get_definition
 from .config import (
     CHECKSUMS_NAME,
     FEATURE_SPLITS,

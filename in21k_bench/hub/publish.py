@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from ..catalog import list_definitions
 from ..errors import ChecksumError, HubError, InvalidInputError, ReleasedVersionError, UnknownBenchmarkError
 from ..fileio import sha256_file
-from ..manifest_index import ManifestIndex
-from ..manifests import verify_file
+from ..manifests.files import verify_file
+from ..manifests.index import ManifestIndex
 from ..paths import SPLITS_DIR
+from ..registry.catalog import list_definitions
 from .card import render_card
 from .config import (
     CARD_NAME,
@@ -207,8 +207,7 @@ def publish(
     ``version`` and record the commit in the package index (``hub.revisions``, ``hub.checksums``).
 
     Refuses when the tag already exists. ``dry_run`` checks and plans but writes nothing."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub import HfApi
 
     if "/" not in repo_id or not all(NAME_RE.match(p) for p in repo_id.split("/", 1)):
         raise InvalidInputError(f"publish: expected a repository id ORG/NAME, found {repo_id!r}")
@@ -233,18 +232,7 @@ def publish(
             "check"
         )
     api = api or HfApi(token=token)
-    tags: dict[str, str] = {}
-    if not (dry_run and offline()):
-        try:
-            tags = released_tags(api, repo_id)
-        except HfHubHTTPError as exc:
-            status = getattr(getattr(exc, "response", None), "status_code", "?")
-            raise HubError(f"publish: expected to list the tags of {repo_id}, found HTTP {status}") from None
-        except transport_errors() as exc:
-            raise HubError(
-                f"publish: expected to reach the hub to list the tags of {repo_id}, found {type(exc).__name__}"
-            ) from None
-        check_not_released(tags, repo_id, version)
+    tags = {} if dry_run and offline() else _unreleased_tags(api, repo_id, version)
 
     checksums = (
         {} if dry_run else _previous_checksums(api, repo_id, branch if tags or _repo_exists(api, repo_id) else None)
@@ -268,6 +256,49 @@ def publish(
         return plan
 
     checksums_bytes = (json.dumps({"format": 1, "files": checksums}, indent=2, sort_keys=True) + "\n").encode()
+    commit = _upload(api, plan, checksums_bytes, branch=branch, private=private)
+    plan.commit = commit
+    if record:
+        plan.recorded = record_release(
+            root,
+            repo_id,
+            version,
+            commit,
+            {"sha256": hashlib.sha256(checksums_bytes).hexdigest(), "size": len(checksums_bytes)},
+        )
+        if not plan.recorded:
+            print(
+                f"publish: {repo_id} is not the index's repository ({ManifestIndex.load(root).hub.repo_id}); "
+                f"pin it by hand: hub.revisions.{version} = {commit}",
+                file=sys.stderr,
+            )
+    return plan
+
+
+def _unreleased_tags(api, repo_id: str, version: str) -> dict[str, str]:
+    """The repository's release tags (tag -> commit); refuses when ``version`` is one of them."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        tags = released_tags(api, repo_id)
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", "?")
+        raise HubError(f"publish: expected to list the tags of {repo_id}, found HTTP {status}") from None
+    except transport_errors() as exc:
+        raise HubError(
+            f"publish: expected to reach the hub to list the tags of {repo_id}, found {type(exc).__name__}"
+        ) from None
+    check_not_released(tags, repo_id, version)
+    return tags
+
+
+def _upload(api, plan: PublishPlan, checksums_bytes: bytes, *, branch: str, private: bool | None) -> str:
+    """One commit with the plan's files, ``checksums.json`` and the card on ``branch``, tagged with the
+    version; returns the commit id. Hub errors become one-line :class:`HubError` messages."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import HfHubHTTPError
+
+    repo_id, version, files, card = plan.repo_id, plan.version, plan.files, plan.card
     ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(local)) for p, local in sorted(files.items())]
     ops.append(CommitOperationAdd(path_in_repo=CHECKSUMS_NAME, path_or_fileobj=checksums_bytes))
     ops.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode()))
@@ -294,22 +325,7 @@ def publish(
             f"publish: expected the hub to accept the upload to {repo_id}, found HTTP {status}: "
             f"{str(exc).splitlines()[0][:160]}"
         ) from None
-    plan.commit = commit
-    if record:
-        plan.recorded = record_release(
-            root,
-            repo_id,
-            version,
-            commit,
-            {"sha256": hashlib.sha256(checksums_bytes).hexdigest(), "size": len(checksums_bytes)},
-        )
-        if not plan.recorded:
-            print(
-                f"publish: {repo_id} is not the index's repository ({ManifestIndex.load(root).hub.repo_id}); "
-                f"pin it by hand: hub.revisions.{version} = {commit}",
-                file=sys.stderr,
-            )
-    return plan
+    return commit
 
 
 def _repo_exists(api, repo_id: str) -> bool:

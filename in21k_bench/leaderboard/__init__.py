@@ -5,7 +5,7 @@ A submission is one JSON file ``leaderboard/submissions/<benchmark>/<slug>.json`
 
 ``verified``
     produced by :func:`submit` (``in21k-bench submit PREDS...``): every run's prediction file is
-    scored by :func:`in21k_bench.evaluate.evaluate`, its sha256 is recorded, and each metric is
+    scored by :func:`in21k_bench.evaluation.evaluator.evaluate`, its sha256 is recorded, and each metric is
     stored as the per-run values plus their mean and sample standard deviation (``ddof=1``).
     Metrics are never typed by hand.
 ``reported``
@@ -20,7 +20,7 @@ page display accuracies in %.
 Modules, by capability: :mod:`.schema` (records, metric names), :mod:`.store` (files),
 :mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.predictions`: where prediction files are,
 fetching remote ones), :mod:`.render` (README and page),
-:mod:`.seed` (the paper's numbers, from ``in21k_bench/data/paper_reported.csv``).
+:mod:`.seed` (the paper's numbers, from ``in21k_bench/leaderboard/assets/paper_reported.csv``).
 """
 
 from __future__ import annotations

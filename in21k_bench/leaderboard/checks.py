@@ -16,12 +16,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..catalog import get_definition
 from ..errors import In21kError, InvalidSubmissionError, UnknownBenchmarkError
 from ..fileio import write_json
+from ..registry.catalog import get_definition
 from . import scoring
-from .predictions import fetch_remote, is_remote, resolve_local
 from .render import render_html, render_markdown
+from .run_files import fetch_remote, is_remote, resolve_local
 from .schema import MAX_PREDICTION_BYTES, MAX_SUBMISSION_BYTES, Submission
 from .store import default_root, load_submission, submission_files
 
@@ -115,7 +115,7 @@ def _check_entry(
         return problems
     if report is not None:
         report.verified += 1
-    from ..provenance import missing_fields
+    from ..evaluation.provenance import missing_fields
 
     lacking = missing_fields(sub.provenance.model_dump() if sub.provenance is not None else None)
     if lacking:
@@ -172,7 +172,7 @@ def check_submission(
     """Rule checks of one validated record (schema already passed). Returns one-line problems.
 
     A verified entry must have, for every run, a prediction file found on disk (see
-    :func:`~in21k_bench.leaderboard.predictions.resolve_local`) or a remote location. Each is
+    :func:`~in21k_bench.leaderboard.run_files.resolve_local`) or a remote location. Each is
     re-scored: the evaluator's sha256 of the file must equal the recorded one and every recorded
     per-run metric must equal the fresh value. Remote files are fetched into ``fetch_dir`` (and
     checked against their sha256 first); with ``fetch_dir=None`` they are not re-scored.

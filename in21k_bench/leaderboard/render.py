@@ -9,10 +9,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..catalog import list_definitions
 from ..errors import In21kError, InvalidSubmissionError
 from ..fileio import write_json, write_text
-from ..metric_spec import LEADERBOARD_METRICS
+from ..registry.catalog import list_definitions
+from ..scoring.metric_spec import LEADERBOARD_METRICS
 from .schema import METRICS, PERCENT_METRICS, SCHEMA_VERSION, MetricStat, Submission
 from .store import default_root, load_submissions
 
@@ -156,7 +156,7 @@ _DATA_MARK = "/*__LEADERBOARD_DATA__*/null"
 def _page_template() -> str:
     from importlib.resources import files
 
-    return files("in21k_bench").joinpath("data", TEMPLATE_NAME).read_text(encoding="utf-8")
+    return files("in21k_bench.leaderboard").joinpath("assets", TEMPLATE_NAME).read_text(encoding="utf-8")
 
 
 def page_data(subs: Sequence[Submission]) -> dict[str, Any]:

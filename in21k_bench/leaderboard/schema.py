@@ -15,13 +15,13 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..metric_spec import LEADERBOARD_METRICS, RANK_METRIC
-from .predictions import is_remote, remote_problem
+from ..scoring.metric_spec import LEADERBOARD_METRICS, RANK_METRIC
+from .run_files import is_remote, remote_problem
 
 SCHEMA_VERSION = 1
 
 #: Metric keys a submission may carry, in display order, with their column labels
-#: (the leaderboard columns of :data:`in21k_bench.metric_spec.METRICS`).
+#: (the leaderboard columns of :data:`in21k_bench.scoring.metric_spec.METRICS`).
 METRICS: dict[str, str] = {m.key: m.short for m in LEADERBOARD_METRICS}
 #: Metrics displayed as percentages (fractions stored).
 PERCENT_METRICS: tuple[str, ...] = tuple(m.key for m in LEADERBOARD_METRICS if m.percent)
@@ -127,8 +127,8 @@ class PreprocessingRecord(BaseModel):
 
 
 class Provenance(BaseModel):
-    """What produced an entry (see :mod:`in21k_bench.provenance`); None where unknown. A verified entry
-    needs every field :func:`in21k_bench.provenance.missing_fields` lists (``leaderboard check``)."""
+    """What produced an entry (see :mod:`in21k_bench.evaluation.provenance`); None where unknown. A verified entry
+    needs every field :func:`in21k_bench.evaluation.provenance.missing_fields` lists (``leaderboard check``)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -26,7 +26,7 @@ def result_metrics(result: Any) -> dict[str, float]:
 
 
 def evaluate_predictions(pred: str | os.PathLike, benchmark: str, version: str | None):
-    """The evaluator's :class:`~in21k_bench.evaluate.EvaluationResult` for one prediction file."""
-    from ..evaluate import evaluate  # the evaluator (and its array libraries) only when scoring
+    """The evaluator's :class:`~in21k_bench.evaluation.evaluator.EvaluationResult` for one prediction file."""
+    from ..evaluation.evaluator import evaluate  # the evaluator (and its array libraries) only when scoring
 
     return evaluate(pred, benchmark=benchmark, version=version)

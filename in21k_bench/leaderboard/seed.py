@@ -1,6 +1,6 @@
 """Seed entries: the paper's published numbers as ``reported`` submissions.
 
-The numbers live in a data file, ``in21k_bench/data/paper_reported.csv``: one row per published
+The numbers live in a data file, ``in21k_bench/leaderboard/assets/paper_reported.csv``: one row per published
 number (``benchmark, version, backbone, method, metric, value_pct, source``), in % as printed,
 ``source`` naming the table it comes from. :func:`paper_seed_submissions` builds one entry per
 benchmark, version, backbone and method from it.
@@ -49,7 +49,7 @@ class ReportedNumber:
 def read_reported(text: str | None = None) -> list[ReportedNumber]:
     """Rows of the reported-numbers CSV (the packaged file unless ``text`` is given), validated."""
     if text is None:
-        text = files("in21k_bench").joinpath("data", REPORTED_CSV).read_text(encoding="utf-8")
+        text = files("in21k_bench.leaderboard").joinpath("assets", REPORTED_CSV).read_text(encoding="utf-8")
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
         raise In21kError(

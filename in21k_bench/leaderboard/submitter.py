@@ -10,11 +10,11 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
-from ..catalog import get_definition
 from ..errors import InvalidSubmissionError
 from ..fileio import atomic_write
+from ..registry.catalog import get_definition
 from . import scoring
-from .predictions import is_remote, remote_problem
+from .run_files import is_remote, remote_problem
 from .schema import MAX_PREDICTION_BYTES, METRICS, RANK_METRIC, MetricStat, Submission, slugify, validation_message
 from .store import default_root, submission_path, write_submission
 
@@ -86,7 +86,7 @@ def make_submission(
 
 def combined_provenance(results: Sequence[Any]) -> dict | None:
     """The provenance shared by every run (each result's ``provenance``, see
-    :mod:`in21k_bench.provenance`); None when no result carries one. Runs that disagree on the
+    :mod:`in21k_bench.evaluation.provenance`); None when no result carries one. Runs that disagree on the
     backbone or preprocessing are refused; ``features`` is kept only when every run names the same."""
     provs = [getattr(r, "provenance", None) for r in results]
     if all(p is None for p in provs):

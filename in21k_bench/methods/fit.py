@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .distributed import DistInfo, init_distributed
+from ..runtime.distributed import Dist
+from ..runtime.distributed import init as init_distributed
+from .head_training import FitResult, fit
 from .recipe import Recipe, default_config
-from .train import FitResult, fit
 
 __all__ = ["FitRun", "fit_features", "find_neighbors"]
 
@@ -35,7 +36,7 @@ class FitRun:
     recipe: Recipe
     out: Path
     benchmark: str | None
-    dist: DistInfo
+    dist: Dist
     neighbors: Path
 
     def summary(self) -> dict:
@@ -91,12 +92,12 @@ def find_neighbors(store: Any, k: int) -> tuple[Path, bool]:
 
 def record_provenance(record_path: Path, train: Any, bench: Any = None) -> None:
     """Add the provenance of the fit (the train store's backbone / preprocessing, the benchmark's
-    manifest version + sha256, the package version; see :mod:`in21k_bench.provenance`) to the run
+    manifest version + sha256, the package version; see :mod:`in21k_bench.evaluation.provenance`) to the run
     record written by :func:`.train.fit` (rewritten atomically; ``prediction_files`` unchanged)."""
     import json
 
+    from ..evaluation.provenance import provenance_record
     from ..fileio import write_json
-    from ..provenance import provenance_record
 
     if not record_path.is_file():
         return
@@ -108,7 +109,7 @@ def record_provenance(record_path: Path, train: Any, bench: Any = None) -> None:
     write_json(record_path, rec)
 
 
-def _log(dist: DistInfo, msg: str) -> None:
+def _log(dist: Dist, msg: str) -> None:
     if dist.is_main:
         print(msg, file=sys.stderr, flush=True)
 

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..evaluation.predictions import TOP1_FILE, TOPK_FILE, write_predictions
 from ..features.store import FeatureStore, l2_normalize
 from ..fileio import check_output_dir, ensure_dir, save_npy
-from ..predictions import TOP1_FILE, TOPK_FILE, write_predictions
 from .knn import flat_ip_index, resolve_device
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -296,7 +296,7 @@ def run_kmeans(
     if isinstance(val, FeatureStore):
         record.setdefault("val_features", str(val.path))
     if "provenance" not in record:
-        from ..provenance import provenance_record
+        from ..evaluation.provenance import provenance_record
 
         meta = getattr(train, "meta", None) or {}
         record["provenance"] = provenance_record(

@@ -27,10 +27,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..device import faiss_num_gpus  # noqa: F401  (faiss_num_gpus: re-exported)
-from ..device import resolve_device as _resolve
 from ..errors import InvalidInputError
 from ..fileio import check_output_dir, ensure_dir, save_npy, write_json
+from ..runtime.device import faiss_num_gpus  # noqa: F401  (faiss_num_gpus: re-exported)
+from ..runtime.device import resolve_device as _resolve
 
 DEFAULT_CHUNK_ROWS = 65_536
 DEFAULT_MAX_DB_BYTES = 4 << 30  # float32 bytes of one database block
@@ -42,7 +42,7 @@ DEFAULT_MAX_DB_BYTES = 4 << 30  # float32 bytes of one database block
 
 
 def resolve_device(device: str | None) -> str:
-    """:func:`in21k_bench.device.resolve_device` for faiss (kept for callers of this module)."""
+    """:func:`in21k_bench.runtime.device.resolve_device` for faiss (kept for callers of this module)."""
     return _resolve(device, engine="faiss")
 
 
@@ -214,7 +214,7 @@ def mine_knn(
     skips recorded chunks. On completion the file is renamed to ``out_path`` and a small
     ``<out>.json`` describes it. Returns the result opened read-only as a memmap.
 
-    Several processes (``dist``, from :func:`in21k_bench.distributed.init` under torchrun): each
+    Several processes (``dist``, from :func:`in21k_bench.runtime.distributed.init` under torchrun): each
     rank searches its round-robin share of the query chunks against the full database and writes
     every finished chunk to ``<out>.parts/chunk-NNNNN.npy``; rank 0 assembles ``out_path`` in order
     (identical to the one-process file) and returns it, the other ranks return None. A re-run with
@@ -254,7 +254,7 @@ def mine_knn(
 
     blocks = _database(store, n, dim, db_rows, chunk_rows, dev)
     if (dist is not None and dist.enabled) or _parts_dir(out).is_dir():
-        from ..distributed import Dist
+        from ..runtime.distributed import Dist
 
         return _mine_parts(store, k, out, desc, blocks, chunk_rows, dist or Dist(device=dev), progress)
 
@@ -344,7 +344,7 @@ def _mine_parts(
     store, k: int, out: Path, desc: dict, blocks, chunk_rows: int, dist, progress: bool
 ) -> np.ndarray | None:
     """The multi-process path of :func:`mine_knn` (also a one-process re-run of a multi-process run)."""
-    from ..distributed import fault_point, my_units
+    from ..runtime.distributed import fault_point, my_units
 
     n = desc["num_rows"]
     num_chunks = (n + chunk_rows - 1) // chunk_rows
@@ -392,7 +392,7 @@ def _mine_parts(
     dist.barrier()  # every chunk is on disk
 
     def assemble():
-        from ..distributed import wait_for
+        from ..runtime.distributed import wait_for
 
         wait_for([parts / f"chunk-{c:05d}.npy" for c in range(num_chunks)])  # other nodes' files may show up late
         partial = _partial_path(out)

@@ -24,9 +24,9 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..device import resolve_device
 from ..errors import InvalidInputError
 from ..fileio import atomic_path
+from ..runtime.device import resolve_device
 from .features_input import as_features
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_WDS", "ProbeResult", "linear_probe", "write_class_scores"]

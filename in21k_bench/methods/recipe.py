@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInputError
-from .train import TEMI_DEFAULT_K, TrainConfig, paper_defaults
+from .train_config import TEMI_DEFAULT_K, TrainConfig, paper_defaults
 
 __all__ = [
     "ADAPTED_PEAK_LR",

@@ -1,0 +1,1 @@
+"""CLIP zero-shot: prompts, embeddings, the hierarchical relabel (p-HZR) and zero-shot classification."""

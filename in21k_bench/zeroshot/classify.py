@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..evaluation.plots import reliability_diagram
 from ..fileio import atomic_path, write_json
 
 MODES = ("all", "level", "siblings")
@@ -37,8 +38,8 @@ ECE_BINS = 15
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> tuple[float, dict]:
     """ECE (equal-width bins) and per-bin counts / accuracy / mean confidence, from
-    :func:`in21k_bench.metrics.reliability` (bins ``(lo, hi]``, the first also takes 0)."""
-    from ..metrics import reliability
+    :func:`in21k_bench.scoring.metrics.reliability` (bins ``(lo, hi]``, the first also takes 0)."""
+    from ..scoring.metrics import reliability
 
     rel = reliability(np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool), bins)
     return float(rel["ece"]), {k: rel[k] for k in ("count", "accuracy", "confidence", "edges")}
@@ -126,30 +127,6 @@ def score_modes(
     return out
 
 
-def reliability_plot(path: str | os.PathLike, bins: dict, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    edges = np.asarray(bins["edges"])
-    centers = (edges[:-1] + edges[1:]) / 2
-    acc = np.array([np.nan if v is None else v for v in bins["accuracy"]])
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.bar(centers, np.nan_to_num(acc), width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy")
-    ax.plot([0, 1], [0, 1], "r--", label="perfect calibration")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title, fontsize=9)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
 def zeroshot(
     root: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -178,24 +155,13 @@ def zeroshot(
 
     Under torchrun the images are encoded by all ranks (each its share of the embedding chunks) and
     the scoring runs on rank 0, which returns the results (the other ranks return None)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
+    from ..runtime.distributed import init
+    from .clip import load_clip
+    from .hzr import _embedding_source, scan_samples, shared_samples
 
-    from ..distributed import init
-    from .clip import TextEmbeddingCache, choose_lemmas, class_text_matrix, load_clip
-    from .hzr import _embedding_source, prepare_text, scan_samples, shared_samples
-    from .prompts import class_lemmas
-
-    bad = [m for m in modes if m not in MODES]
-    if bad or not modes:
-        raise InvalidInputError(f"zeroshot: expected modes from {', '.join(MODES)}, found {', '.join(bad) or 'none'}")
-    if classes not in ("all", "present"):
-        raise InvalidInputError(f"zeroshot: expected --classes all or present, found {classes!r}")
-    if lemma_choice not in ("auto", "vote", "first"):
-        raise InvalidInputError(f"zeroshot: expected --lemma-choice auto, vote or first, found {lemma_choice!r}")
+    _check_options(modes, classes, lemma_choice)
     if taxonomy is None:
-        from ..taxonomy import load_taxonomy
+        from ..registry.taxonomy import load_taxonomy
 
         taxonomy = load_taxonomy()
     t0 = time.time()
@@ -211,33 +177,22 @@ def zeroshot(
         return None
     true_all = samples["class_index"].to_numpy()
     universe = np.arange(taxonomy.num_classes) if classes == "all" else np.unique(true_all)
-    if lemma_choice == "vote":
-        text, _, _ = prepare_text(clip, taxonomy, universe, cache_dir, emb, true_all)
-    else:
-        wnids = [str(taxonomy.wnids[c]) for c in universe]
-        lemmas = class_lemmas(wnids, [taxonomy.lemmas[c] for c in universe], [taxonomy.names[c] for c in universe])
-        cache = TextEmbeddingCache(clip, getattr(taxonomy, "version", "unknown"), cache_dir)
-        lemma_emb, ptr = cache.lemma_embeddings(wnids, lemmas)
-        votes = cache.load_votes() if lemma_choice == "auto" else {}
-        counts = [
-            np.asarray(votes[w]["counts"])
-            if w in votes and len(votes[w]["counts"]) == len(lst)
-            else np.zeros(len(lst), np.int64)
-            for w, lst in zip(wnids, lemmas)
-        ]
-        text = class_text_matrix(lemma_emb, ptr, choose_lemmas(counts))
-    pos = np.full(taxonomy.num_classes, -1, np.int64)
-    pos[universe] = np.arange(len(universe))
+    text = _class_texts(clip, taxonomy, universe, lemma_choice, cache_dir, emb, true_all)
+    preds = _predict_chunks(emb, true_all, text, taxonomy, universe, modes, clip)
+    results = _write_results(
+        out_dir, preds, samples, true_all, taxonomy, universe, modes, clip, split, classes, lemma_choice, plots
+    )
+    results["seconds"] = round(time.time() - t0, 3)
+    write_json(out_dir / "results.json", results)
+    return results
 
-    preds = {m: {"pred": [], "confidence": [], "fallback": []} for m in modes}
-    for k in tqdm(range(emb.num_chunks), desc="zero-shot", unit="chunk", disable=None):
-        a, b = emb.rows(k)
-        res = score_modes(
-            emb.read(k), true_all[a:b], text, pos, taxonomy, universe, modes, clip.logit_scale, clip.device
-        )
-        for m in modes:
-            for key in preds[m]:
-                preds[m][key].append(res[m][key])
+
+def _write_results(
+    out_dir: Path, preds, samples, true_all, taxonomy, universe, modes, clip, split, classes, lemma_choice, plots
+) -> dict:
+    """Accuracy, ECE and reliability per mode; ``predictions.parquet`` and the reliability figures."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     wn = np.asarray(taxonomy.wnids, dtype=object)
     results: dict = {
@@ -250,7 +205,7 @@ def zeroshot(
         "lemma_choice": lemma_choice,
         "logit_scale": clip.logit_scale,
         "ece_bins": ECE_BINS,
-        "ece_implementation": "in21k_bench.metrics.reliability",
+        "ece_implementation": "in21k_bench.scoring.metrics.reliability",
         "modes": {},
     }
     cols = {
@@ -273,13 +228,63 @@ def zeroshot(
         cols[f"pred_{m}"] = pa.array(wn[pred].tolist(), pa.string())
         cols[f"confidence_{m}"] = pa.array(conf)
         if plots:
-            reliability_plot(
+            reliability_diagram(
                 out_dir / f"reliability-{m}.png",
                 bins,
                 f"{clip.name} zero-shot ({m}): acc {correct.mean():.3f}, ECE {ece:.3f}",
             )
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         pq.write_table(pa.table(cols), tmp)
-    results["seconds"] = round(time.time() - t0, 3)
-    write_json(out_dir / "results.json", results)
     return results
+
+
+def _check_options(modes: Sequence[str], classes: str, lemma_choice: str) -> None:
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise InvalidInputError(f"zeroshot: expected modes from {', '.join(MODES)}, found {', '.join(bad) or 'none'}")
+    if classes not in ("all", "present"):
+        raise InvalidInputError(f"zeroshot: expected --classes all or present, found {classes!r}")
+    if lemma_choice not in ("auto", "vote", "first"):
+        raise InvalidInputError(f"zeroshot: expected --lemma-choice auto, vote or first, found {lemma_choice!r}")
+
+
+def _class_texts(clip, taxonomy, universe: np.ndarray, lemma_choice: str, cache_dir, emb, true_all) -> np.ndarray:
+    """The text embedding of every candidate class: lemmas chosen by image votes (``vote``), by votes
+    cached from an earlier run (``auto``) or the first lemma (``first``)."""
+    from .clip import TextEmbeddingCache, choose_lemmas, class_text_matrix
+    from .hzr import prepare_text
+    from .prompts import class_lemmas
+
+    if lemma_choice == "vote":
+        text, _, _ = prepare_text(clip, taxonomy, universe, cache_dir, emb, true_all)
+        return text
+    wnids = [str(taxonomy.wnids[c]) for c in universe]
+    lemmas = class_lemmas(wnids, [taxonomy.lemmas[c] for c in universe], [taxonomy.names[c] for c in universe])
+    cache = TextEmbeddingCache(clip, getattr(taxonomy, "version", "unknown"), cache_dir)
+    lemma_emb, ptr = cache.lemma_embeddings(wnids, lemmas)
+    votes = cache.load_votes() if lemma_choice == "auto" else {}
+    counts = [
+        np.asarray(votes[w]["counts"])
+        if w in votes and len(votes[w]["counts"]) == len(lst)
+        else np.zeros(len(lst), np.int64)
+        for w, lst in zip(wnids, lemmas)
+    ]
+    return class_text_matrix(lemma_emb, ptr, choose_lemmas(counts))
+
+
+def _predict_chunks(emb, true_all, text, taxonomy, universe, modes, clip) -> dict:
+    """Per mode the lists of per-chunk ``pred``, ``confidence`` and ``fallback`` arrays."""
+    from tqdm import tqdm
+
+    pos = np.full(taxonomy.num_classes, -1, np.int64)
+    pos[universe] = np.arange(len(universe))
+    preds = {m: {"pred": [], "confidence": [], "fallback": []} for m in modes}
+    for k in tqdm(range(emb.num_chunks), desc="zero-shot", unit="chunk", disable=None):
+        a, b = emb.rows(k)
+        res = score_modes(
+            emb.read(k), true_all[a:b], text, pos, taxonomy, universe, modes, clip.logit_scale, clip.device
+        )
+        for m in modes:
+            for key in preds[m]:
+                preds[m][key].append(res[m][key])
+    return preds

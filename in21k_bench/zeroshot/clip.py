@@ -30,9 +30,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..device import resolve_device
 from ..errors import ClipError, InvalidInputError  # ClipError re-exported: importable from here as before
 from ..fileio import save_npy, write_json
+from ..runtime.device import resolve_device
 from .prompts import PROMPT_TEMPLATES, fill_prompts, prompts_version
 
 log = logging.getLogger(__name__)

@@ -36,9 +36,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..distributed import FAULT_ENV, fault_point  # noqa: F401  (FAULT_ENV re-exported for tests)
 from ..errors import InvalidInputError
 from ..fileio import atomic_path, write_json
+from ..runtime.distributed import FAULT_ENV, fault_point  # noqa: F401  (FAULT_ENV re-exported for tests)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("margin", pa.float64()),
     ]
 )
-_fault_point = fault_point  # test hook (see in21k_bench.distributed.FAULT_ENV)
+_fault_point = fault_point  # test hook (see in21k_bench.runtime.distributed.FAULT_ENV)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def walk(start: np.ndarray, tree: Tree, score: ScoreFn, mode: str) -> WalkResult
 def scan_samples(root: str | os.PathLike, splits: Sequence[str], taxonomy) -> pd.DataFrame:
     """Images of ``splits`` under ``root`` in canonical order (split after split): sample_id, path,
     class_index, split."""
-    from ..imagefolder import scan_split
+    from ..images.folder import scan_split
 
     frames = []
     for split in splits:
@@ -202,7 +202,7 @@ def _embedding_source(
 
     Under torchrun (``dist``) every rank fills its round-robin share of the missing chunks; all
     chunks are on disk when this returns (on every rank)."""
-    from ..distributed import Dist, my_units
+    from ..runtime.distributed import Dist, my_units
     from .clip import EmbeddingChunks
 
     dist = dist or Dist(device=clip.device)
@@ -254,7 +254,7 @@ def _embedding_source(
         )
     dist.barrier()  # every chunk is on disk
     if dist.is_main:
-        from ..distributed import wait_for
+        from ..runtime.distributed import wait_for
 
         wait_for([store.chunk_path(k) for k in todo])  # other nodes' files may show up late
     return store
@@ -320,9 +320,7 @@ def relabel(
     Under torchrun (same command on every rank) the images are encoded by all ranks, each its share
     of the embedding chunks; the tree walk and the manifest run on rank 0, which returns the summary
     (the other ranks return None)."""
-    import torch
-
-    from ..distributed import init
+    from ..runtime.distributed import init
     from .clip import load_clip
 
     if mode not in MODES:
@@ -331,7 +329,7 @@ def relabel(
     if out.suffix != ".parquet":
         raise InvalidInputError(f"relabel: expected --out to end in .parquet, found {out.name}")
     if taxonomy is None:
-        from ..taxonomy import load_taxonomy
+        from ..registry.taxonomy import load_taxonomy
 
         taxonomy = load_taxonomy()
     t0 = time.time()
@@ -346,25 +344,56 @@ def relabel(
 
     tree = Tree.from_taxonomy(taxonomy)
     sample_class = samples["class_index"].to_numpy()
-    starts = np.unique(sample_class[~tree.is_leaf[sample_class]])
-    needed: set[int] = set()
-    for c in starts:  # every class a walk can visit: the start and everything below it
-        needed.add(int(c))
-        needed.update(int(d) for d in taxonomy.descendants(int(c)))
-    classes = np.array(sorted(needed), dtype=np.int64)
-    pos = np.full(tree.num_classes, -1, np.int64)
-    pos[classes] = np.arange(len(classes))
+    classes = _walk_classes(tree, taxonomy, sample_class)
     if len(classes):
         text, chosen, _counts = prepare_text(clip, taxonomy, classes, cache_dir, emb, sample_class)
     else:
         text, chosen, _counts = np.zeros((0, clip.embed_dim), np.float32), [], []
-    text_t = torch.from_numpy(text).to(clip.device)
+    wdir = work / f"walk-{mode}"
+    wnids = np.asarray(taxonomy.wnids, dtype=object)
+    _walk_chunks(emb, samples, tree, classes, text, clip, mode, wdir, wnids)
 
+    meta = {
+        "mode": mode,
+        "model": clip.name,
+        "pretrained": clip.pretrained,
+        "device": clip.device,
+        "taxonomy_version": getattr(taxonomy, "version", "unknown"),
+        "splits": list(splits),
+        "score": "cosine similarity of L2-normalised image and class text embeddings",
+        "ties": "first maximum in candidate order: p-hzr [current] + children by class index, leaf-hzr children by "
+        "class index",
+        "margin": "best - second best score at the last step with >= 2 candidates; NaN if none",
+    }
+    summary = _write_manifest(out, wdir, emb.num_chunks, meta, wnids)
+    summary.update(meta)
+    summary["lemma_choice"] = {str(wnids[c]): chosen[j] for j, c in enumerate(classes) if len(taxonomy.lemmas[c]) > 1}
+    summary["seconds"] = round(time.time() - t0, 3)
+    write_json(summary_path(out), summary)
+    return summary
+
+
+def _walk_classes(tree: Tree, taxonomy, sample_class: np.ndarray) -> np.ndarray:
+    """Every class a walk can visit (sorted): each non-leaf start class and everything below it."""
+    starts = np.unique(sample_class[~tree.is_leaf[sample_class]])
+    needed: set[int] = set()
+    for c in starts:
+        needed.add(int(c))
+        needed.update(int(d) for d in taxonomy.descendants(int(c)))
+    return np.array(sorted(needed), dtype=np.int64)
+
+
+def _walk_chunks(emb, samples, tree: Tree, classes: np.ndarray, text: np.ndarray, clip, mode: str, wdir: Path, wnids):
+    """Walk the samples of every embedding chunk down the tree; one manifest part per chunk in
+    ``wdir`` (written atomically, skipped when it exists, so an interrupted run resumes)."""
+    import torch
     from tqdm import tqdm
 
-    wdir = work / f"walk-{mode}"
+    pos = np.full(tree.num_classes, -1, np.int64)
+    pos[classes] = np.arange(len(classes))
+    text_t = torch.from_numpy(text).to(clip.device)
+    sample_class = samples["class_index"].to_numpy()
     wdir.mkdir(parents=True, exist_ok=True)
-    wnids = np.asarray(taxonomy.wnids, dtype=object)
     ids = samples["sample_id"].to_numpy(dtype=object)
     for k in tqdm(range(emb.num_chunks), desc=f"{mode} walk", unit="chunk", disable=None):
         cp = wdir / f"chunk-{k:05d}.parquet"
@@ -400,25 +429,6 @@ def relabel(
         with atomic_path(cp) as tmp:
             pq.write_table(table, tmp)
         _fault_point("walk", k)
-
-    meta = {
-        "mode": mode,
-        "model": clip.name,
-        "pretrained": clip.pretrained,
-        "device": clip.device,
-        "taxonomy_version": getattr(taxonomy, "version", "unknown"),
-        "splits": list(splits),
-        "score": "cosine similarity of L2-normalised image and class text embeddings",
-        "ties": "first maximum in candidate order: p-hzr [current] + children by class index, leaf-hzr children by "
-        "class index",
-        "margin": "best - second best score at the last step with >= 2 candidates; NaN if none",
-    }
-    summary = _write_manifest(out, wdir, emb.num_chunks, meta, wnids)
-    summary.update(meta)
-    summary["lemma_choice"] = {str(wnids[c]): chosen[j] for j, c in enumerate(classes) if len(taxonomy.lemmas[c]) > 1}
-    summary["seconds"] = round(time.time() - t0, 3)
-    write_json(summary_path(out), summary)
-    return summary
 
 
 def summary_path(out: str | os.PathLike) -> Path:

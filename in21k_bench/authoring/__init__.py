@@ -1,0 +1,1 @@
+"""Maintainers' tools: vendor the sources, build manifests, generate the benchmark docs."""

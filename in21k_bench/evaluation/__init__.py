@@ -1,0 +1,1 @@
+"""Scoring prediction files: formats, validation, targets, the evaluator, results, provenance, plots."""

@@ -1,0 +1,1 @@
+"""Reading images: class-folder scans, the torch dataset, and the image-source readers."""

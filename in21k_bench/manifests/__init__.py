@@ -1,0 +1,1 @@
+"""Versioned label manifests on disk: the checksummed index and the manifest files."""

@@ -1,0 +1,1 @@
+"""The benchmark registry: what each benchmark is (catalog, versions, class taxonomy, benchmark families)."""

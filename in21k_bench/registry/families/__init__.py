@@ -1,0 +1,1 @@
+"""One module per benchmark family: a definition + the taxonomy -> manifest tables."""

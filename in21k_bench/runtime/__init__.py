@@ -1,0 +1,1 @@
+"""Where code runs: device choice, torchrun processes, optional-dependency checks."""
