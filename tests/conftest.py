@@ -7,6 +7,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: The paper's preprocessing record (resize 256, centre crop 224, bicubic, ImageNet mean / std), as a
+#: feature store's meta.json and the provenance record carry it.
+PAPER_PREPROCESSING = {
+    "mode": "paper",
+    "resize": 256,
+    "crop": 224,
+    "interpolation": "bicubic",
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+}
 
 
 @pytest.fixture(scope="session")

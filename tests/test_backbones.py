@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import PAPER_PREPROCESSING, run_cli
 from in21k_bench.errors import InvalidInputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,14 +37,7 @@ def test_registry_entries_and_import_is_torch_free():
     assert get_backbone("iBOT ViT-L (IN-21K)").name == "ibot-vitl16-in21k"  # the paper / leaderboard label
     assert get_backbone("MAE-R ViT-H").spec == "torch_hub:ml-jku/MIM-Refiner:mae_refined_h14"
     p = sup.preprocessing.to_dict()
-    assert p == {
-        "mode": "paper",
-        "resize": 256,
-        "crop": 224,
-        "interpolation": "bicubic",
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
-    }
+    assert p == PAPER_PREPROCESSING  # resize 256, crop 224, bicubic, ImageNet mean / std
     assert get_backbone("clip-vitbigg14").preprocessing.mean[0] == pytest.approx(0.48145466)
     code = "import sys, in21k_bench; in21k_bench.list_backbones(); import in21k_bench.features.backbones; " + (
         "print([m for m in ('torch', 'timm', 'open_clip', 'PIL', 'pandas') if m in sys.modules])"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from conftest import run_cli
+from conftest import PAPER_PREPROCESSING, run_cli
 from in21k_bench import leaderboard as lb
 from in21k_bench.fileio import sha256_file
 
@@ -238,14 +238,7 @@ FAKE_BACKBONE = {
     "pretrained": True,
     "dim": 8,
 }
-FAKE_PREPROCESSING = {
-    "mode": "paper",
-    "resize": 256,
-    "crop": 224,
-    "interpolation": "bicubic",
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
+FAKE_PREPROCESSING = PAPER_PREPROCESSING
 
 
 def fake_provenance(benchmark, version):

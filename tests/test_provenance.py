@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import PAPER_PREPROCESSING, run_cli
 from in21k_bench.evaluation.provenance import missing_fields, provenance_record
 from in21k_bench.features.digits import digits_split, write_digits
 from in21k_bench.features.store import FeatureStore, write_store
@@ -23,14 +23,7 @@ BACKBONE = {
     "pretrained": True,
     "dim": 64,
 }
-PREP = {
-    "mode": "paper",
-    "resize": 256,
-    "crop": 224,
-    "interpolation": "bicubic",
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
+PREP = PAPER_PREPROCESSING
 
 
 def _recorded_digits(root):
