@@ -143,3 +143,18 @@ def test_no_alias_modules():
         if not defines:
             aliases.append(mod)
     assert aliases == []
+
+
+def test_subpackages_form_no_cycle():
+    """Collapsed to the first level (``registry``, ``manifests``, ``evaluation``, ``benchmark``, ...), the
+    import graph is still acyclic: data flows one way between the concerns, not only between modules."""
+    graph = import_graph()
+    top: dict[str, set[str]] = {}
+    for mod, targets in graph.items():
+        a = mod.split(".")[1] if "." in mod else mod
+        top.setdefault(a, set()).update(t.split(".")[1] for t in targets if "." in t and t.split(".")[1] != a)
+    for targets in list(top.values()):
+        for t in targets:
+            top.setdefault(t, set())
+    assert {"registry", "manifests", "evaluation", "scoring"} <= set(top)
+    assert find_cycles(top) == []

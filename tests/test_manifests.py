@@ -84,7 +84,7 @@ def test_altered_source_is_rejected(tmp_path, sources_dir):
 
 def test_manifest_index_api(tmp_path):
     from in21k_bench.manifests.index import ManifestIndex
-    from in21k_bench.registry.versions import sort_versions, version_key
+    from in21k_bench.manifests.versions import sort_versions, version_key
 
     assert sort_versions(["v10", "v2", "v1", "dev"]) == ["v1", "v2", "v10", "dev"] and version_key("v3") < version_key(
         "v12"

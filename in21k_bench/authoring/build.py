@@ -17,10 +17,10 @@ from ..errors import In21kError
 from ..fileio import sha256_file
 from ..manifests.files import content_sha256, write_table
 from ..manifests.index import FileEntry, ManifestIndex
+from ..manifests.versions import next_version
 from ..paths import splits_root
 from ..registry.catalog import check_version, list_definitions
 from ..registry.taxonomy import imagenet1k_from_tables, taxonomy_from_tables
-from ..registry.versions import next_version
 from .sources import Sources
 from .taxonomy_tables import build_taxonomy_tables
 

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import SourcesError
-from ..registry.versions import version_key
+from ..manifests.versions import version_key
 from .sources import miil_parents_from_is_a
 
 VAL_IMAGES_PER_CLASS = 50  # the winter21 release moved the first 50 files of each class to val

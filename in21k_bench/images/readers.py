@@ -54,10 +54,11 @@ LISTING_COLUMNS = ("sample_id", "class_dir", "file", "pos", "size")
 
 
 def winter21_wnids() -> list[str]:
-    """The class order of parquet ``label`` / webdataset ``.cls`` (the vendored ImageNet-21K-P list)."""
-    from ..authoring.sources import Sources
+    """The class order of parquet ``label`` / webdataset ``.cls``: the ImageNet-21K-P (winter21) list,
+    sorted, which is the class order of the taxonomy."""
+    from ..registry.taxonomy import load_taxonomy
 
-    return Sources.locate().winter21_wnids
+    return [str(w) for w in load_taxonomy().wnids]
 
 
 def _err(msg: str) -> InvalidInputError:

@@ -1,1 +1,1 @@
-"""Versioned label manifests on disk: the checksummed index and the manifest files."""
+"""Versioned label manifests on disk: the checksummed index, the manifest files, the version order."""

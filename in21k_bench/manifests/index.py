@@ -39,8 +39,8 @@ from typing import Any, Mapping
 from ..errors import ChecksumError, InvalidInputError
 from ..fileio import write_json
 from ..paths import index_path, splits_root
-from ..registry.versions import latest as latest_of
-from ..registry.versions import sort_versions
+from .versions import latest as latest_of
+from .versions import sort_versions
 
 INDEX_FORMAT = 1
 DEFAULT_HUB_REPO = "in21k-bench/in21k-bench"

@@ -1,1 +1,1 @@
-"""The benchmark registry: what each benchmark is (catalog, versions, class taxonomy, benchmark families)."""
+"""The benchmark registry: what each benchmark is (catalog, class taxonomy, benchmark families)."""

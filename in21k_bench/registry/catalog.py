@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..errors import UnknownBenchmarkError
+from ..manifests.versions import sort_versions, version_key
 from .families import coarse, hzr, imagenet1k, model_based, subsets
-from .versions import sort_versions, version_key
 
 
 @dataclass(frozen=True)
