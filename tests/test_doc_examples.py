@@ -30,3 +30,25 @@ def test_python_examples_run(page, tmp_path, monkeypatch, capsys):
     for i, code in enumerate(blocks, 1):
         exec(compile(code, f"docs/{page} (python block {i})", "exec"), namespace)
     assert capsys.readouterr().out  # the examples print what they show
+
+
+def test_design_tree_lists_every_module():
+    """docs/design.md's package tree has one line per module: every file of the package is named there
+    under its folder, and nothing that no longer exists is."""
+    text = (DOCS / "design.md").read_text(encoding="utf-8")
+    tree = re.search(r"^```\nin21k_bench/\n(.*?)^```", text, flags=re.S | re.M).group(1)
+    named: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for line in tree.splitlines():
+        m = re.match(r"^( *)(\S+)", line)
+        indent, name = len(m.group(1)), m.group(2)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = "/".join([p for _, p in stack] + [name.rstrip("/")])
+        if name.endswith("/"):
+            stack.append((indent, name.rstrip("/")))
+        named.add(path)
+    pkg = DOCS.parent / "in21k_bench"
+    files = {str(p.relative_to(pkg)) for p in pkg.rglob("*.py") if p.name != "__init__.py" or p.parent == pkg}
+    assert sorted(files - named) == []  # every module has its line
+    assert sorted(n for n in named if n.endswith(".py") and n not in files) == []  # no stale line
