@@ -266,7 +266,7 @@ def fake_evaluate(pred, benchmark, version):
 
 @pytest.fixture
 def fake_eval(monkeypatch):
-    monkeypatch.setattr(lb.scoring, "evaluate_predictions", fake_evaluate)
+    monkeypatch.setattr(lb.scores, "evaluate_predictions", fake_evaluate)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ in [-1, 1]. Published numbers given in % are divided by 100 when recorded. The R
 page display accuracies in %.
 
 Modules, by capability: :mod:`.schema` (records, metric names), :mod:`.store` (files),
-:mod:`.scoring` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.predictions`: where prediction files are,
+:mod:`.scores` and :mod:`.submitter` (submit), :mod:`.checks` (with :mod:`.run_files`: where prediction files are,
 fetching remote ones), :mod:`.render` (README and page),
 :mod:`.seed` (the paper's numbers, from ``in21k_bench/leaderboard/assets/paper_reported.csv``).
 """
@@ -26,7 +26,7 @@ fetching remote ones), :mod:`.render` (README and page),
 from __future__ import annotations
 
 from ..errors import InvalidSubmissionError, LeaderboardCheckError
-from . import scoring
+from . import scores
 from .checks import (
     CheckReport,
     check_leaderboard,
@@ -108,5 +108,5 @@ __all__ = [
     "PAPER_URL",
     "LEADERBOARD_ENV",
     "resolve_prediction",
-    "scoring",
+    "scores",
 ]

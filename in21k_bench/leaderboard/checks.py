@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import In21kError, InvalidSubmissionError, UnknownBenchmarkError
 from ..fileio import write_json
 from ..registry.catalog import get_definition
-from . import scoring
+from . import scores
 from .render import render_html, render_markdown
 from .run_files import fetch_remote, is_remote, resolve_local
 from .schema import MAX_PREDICTION_BYTES, MAX_SUBMISSION_BYTES, Submission
@@ -72,7 +72,7 @@ def _rescore_run(sub, i, found, rel, max_prediction_bytes) -> list[str]:
     if size > max_prediction_bytes:
         return [f"{rel}: run {i + 1} prediction file {found} expected <= {max_prediction_bytes} bytes, found {size}"]
     try:
-        result = scoring.evaluate_predictions(found, sub.benchmark, sub.benchmark_version)
+        result = scores.evaluate_predictions(found, sub.benchmark, sub.benchmark_version)
     except In21kError as exc:
         return [f"{rel}: run {i + 1} re-evaluation failed: {exc}"]
     sha = str(getattr(result, "predictions_sha256", ""))
@@ -81,7 +81,7 @@ def _rescore_run(sub, i, found, rel, max_prediction_bytes) -> list[str]:
             f"{rel}: run {i + 1} prediction file {found} expected sha256 {sub.predictions_sha256[i][:12]}..., found "
             f"{sha[:12]}..."
         ]
-    fresh = scoring.result_metrics(result)
+    fresh = scores.result_metrics(result)
     problems = []
     for name, stat in sub.metrics.items():
         if name not in fresh:

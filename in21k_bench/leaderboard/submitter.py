@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ..errors import InvalidSubmissionError
 from ..fileio import atomic_write
 from ..registry.catalog import get_definition
-from . import scoring
+from . import scores
 from .run_files import is_remote, remote_problem
 from .schema import MAX_PREDICTION_BYTES, METRICS, RANK_METRIC, MetricStat, Submission, slugify, validation_message
 from .store import default_root, submission_path, write_submission
@@ -44,7 +44,7 @@ def make_submission(
             )
         if getattr(r, "n", None) != getattr(first, "n", None):
             raise InvalidSubmissionError(f"submit: expected every run to score {first.n} samples, found {r.n}")
-    per_run = [scoring.result_metrics(r) for r in results]
+    per_run = [scores.result_metrics(r) for r in results]
     names = [m for m in METRICS if all(m in pr for pr in per_run)]
     if RANK_METRIC not in names:
         raise InvalidSubmissionError(
@@ -160,7 +160,7 @@ def submit(
             raise InvalidSubmissionError(f"submit: {problem}")
     results = []
     for p in tqdm(paths, desc="evaluating runs", unit="run", disable=None if progress is None else not progress):
-        results.append(scoring.evaluate_predictions(p, d.name, d.version))
+        results.append(scores.evaluate_predictions(p, d.name, d.version))
     sub = make_submission(
         results,
         method=method,

@@ -1,4 +1,4 @@
-"""Scoring a prediction file for the leaderboard: the evaluator's result reduced to the metric values."""
+"""The scores of one prediction file for the leaderboard: the evaluator's result reduced to the metric values."""
 
 from __future__ import annotations
 
