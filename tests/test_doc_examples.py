@@ -52,3 +52,29 @@ def test_design_tree_lists_every_module():
     files = {str(p.relative_to(pkg)) for p in pkg.rglob("*.py") if p.name != "__init__.py" or p.parent == pkg}
     assert sorted(files - named) == []  # every module has its line
     assert sorted(n for n in named if n.endswith(".py") and n not in files) == []  # no stale line
+
+
+def test_every_doc_example_imports_what_exists():
+    """The other pages' examples need a user's data (a download, a run folder), so they are not run;
+    but each parses, and every ``in21k_bench`` name they import exists."""
+    import ast
+    import importlib
+
+    checked = 0
+    for page in sorted(DOCS.glob("*.md")):
+        for i, code in enumerate(python_blocks(page.read_text(encoding="utf-8")), 1):
+            tree = ast.parse(code, f"docs/{page.name} (python block {i})")
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("in21k_bench"):
+                    mod = importlib.import_module(node.module)
+                    for alias in node.names:
+                        assert hasattr(mod, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), (
+                            f"docs/{page.name} block {i}: {node.module} has no {alias.name}"
+                        )
+                        checked += 1
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        if alias.name.startswith("in21k_bench"):
+                            importlib.import_module(alias.name)
+                            checked += 1
+    assert checked > 5
