@@ -59,6 +59,7 @@ def test_every_doc_example_imports_what_exists():
     but each parses, and every ``in21k_bench`` name they import exists."""
     import ast
     import importlib
+    import importlib.util
 
     checked = 0
     for page in sorted(DOCS.glob("*.md")):

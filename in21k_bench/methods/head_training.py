@@ -164,7 +164,7 @@ class _Training:
         self.feats = feats = as_features(train_features)
         self.n = n = int(feats.num_rows)
         self.nbrs = _check_neighbors(neighbors, n, cfg.knn)
-        self.world = world = self.dist.world_size
+        world = self.dist.world_size
         if cfg.batch_size % world:
             raise InvalidInputError(f"train: batch size {cfg.batch_size} is not divisible by the {world} processes")
         if cfg.batch_size > n:
@@ -173,7 +173,6 @@ class _Training:
         self.local_b = cfg.batch_size // world
         self.total_steps = self.steps * cfg.epochs
         self.out = Path(out_dir) if out_dir is not None else None
-        self.is_main = self.dist.rank == 0
 
         torch.manual_seed(cfg.seed)
         g = torch.Generator().manual_seed(cfg.seed)
@@ -195,6 +194,14 @@ class _Training:
         self.model: nn.Module = self.student
         self.all_reduce = None
         self.autocast = dev.type == "cuda" and cfg.amp
+
+    @property
+    def world(self) -> int:
+        return self.dist.world_size
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
 
     def resume(self) -> None:
         """Load the checkpoint of the last finished epoch (model, teacher, optimizer, prior, curves,
